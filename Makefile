@@ -1,0 +1,47 @@
+# The two commands the README promises. Both build .venv themselves on a fresh machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PYTHON3 ?= python3
+
+.PHONY: demo test install install-dev sync-check nbtest pytest bench clean-demo
+
+# torch is resolved by pip together with torchvision (the CPU wheel on disk breaks torchvision, see docs).
+$(VENV)/.installed: settings.ini setup.py
+	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel setuptools
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: settings.ini setup.py
+	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel setuptools
+	$(PY) -m pip install -q -e ".[dev]"
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && { apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || echo "chromium not installed: the explorer browser test will be skipped"; }; } || true
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## make demo: simulate -> train -> embed -> audit -> report, all under runs/demo/
+demo: $(VENV)/.installed
+	$(BIN)/gravityaudit pipeline --config configs/pipeline/demo.yaml
+
+## make test: notebooks and library in sync, notebook tests, pytest
+test: $(VENV)/.installed-dev sync-check nbtest pytest
+
+sync-check:
+	$(BIN)/nbdev_export
+	@changes=$$(git status --porcelain -- gravityaudit); \
+	if [ -n "$$changes" ]; then echo "nbdev_export changed gravityaudit/ (library out of sync with nbs/):"; echo "$$changes"; git --no-pager diff --stat -- gravityaudit; exit 1; fi; \
+	echo "sync-check: gravityaudit/ matches nbs/"
+
+nbtest:
+	MPLBACKEND=Agg WANDB_MODE=offline WANDB_SILENT=true $(BIN)/nbdev_test --n_workers 2 --timing
+
+pytest:
+	MPLBACKEND=Agg WANDB_MODE=offline WANDB_SILENT=true $(BIN)/pytest tests -q -ra --timeout 900
+
+bench:
+	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
