@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTHON3 ?= python3
+# two notebooks run at once on 2 cores: one OpenMP thread each, and no busy-waiting threads
+TEST_ENV := MPLBACKEND=Agg WANDB_MODE=offline WANDB_SILENT=true OMP_WAIT_POLICY=PASSIVE
 
 .PHONY: demo test install install-dev sync-check nbtest pytest bench clean-demo
 
@@ -38,10 +40,10 @@ sync-check:
 	echo "sync-check: gravityaudit/ matches nbs/"
 
 nbtest:
-	MPLBACKEND=Agg WANDB_MODE=offline WANDB_SILENT=true $(BIN)/nbdev_test --n_workers 2 --timing
+	OMP_NUM_THREADS=1 $(TEST_ENV) $(BIN)/nbdev_test --n_workers 2 --timing
 
 pytest:
-	MPLBACKEND=Agg WANDB_MODE=offline WANDB_SILENT=true $(BIN)/pytest tests -q -ra --timeout 900
+	$(TEST_ENV) $(BIN)/pytest tests -q -ra --timeout 900 --durations 15
 
 bench:
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
