@@ -208,6 +208,39 @@ def test_two_workers_and_pin_memory(example_set):
     assert sorted(train) == sorted(dm.split_indices("train").tolist())
 
 
+def test_plain_copies_read_in_process_and_match_the_workers(example_set):
+    "With num_workers=2, packed-cache loaders read in this process; the nested-group reader uses the workers; same batches."
+    h5, _ = example_set
+    fast = GravitySpyDataModule(h5, batch_size=6, num_workers=2); fast.setup()
+    naive = GravitySpyDataModule(h5, batch_size=6, num_workers=2, cache=False); naive.setup()
+    assert isinstance(fast._store, PackedStore) and isinstance(naive._store, H5GroupStore)
+    fast_loader, naive_loader = fast.predict_dataloader(), naive.predict_dataloader()
+    assert fast_loader.num_workers == 0 and naive_loader.num_workers == 2
+    for a, b in zip(fast_loader, naive_loader, strict=True):
+        assert torch.equal(a["index"], b["index"]) and torch.equal(a["label"], b["label"])
+        assert torch.equal(a["image"], b["image"])
+    train = [b["index"] for b in fast.train_dataloader()]
+    assert [len(t) for t in train] == [6, 6] and sorted(torch.cat(train).tolist()) == fast.split_indices("train").tolist()
+
+
+def test_augmented_batches_from_two_workers_are_seeded(example_set):
+    "Augmentation runs in the workers (batch allocated in shared memory there) and is reproducible with the seed."
+    h5, _ = example_set
+    runs = []
+    for _ in range(2):
+        dm = GravitySpyDataModule(h5, batch_size=5, num_workers=2, augment=True, seed=3); dm.setup()
+        loader = dm.train_dataloader()
+        assert loader.num_workers == 2
+        runs.append(list(loader))
+    every = GravitySpyDataModule(h5).dataset()
+    for a, b in zip(*runs, strict=True):
+        assert torch.equal(a["index"], b["index"]) and torch.equal(a["image"], b["image"])
+        clean = torch.stack([every[int(i)]["image"] for i in a["index"]])
+        assert a["image"].shape == clean.shape == (len(a["index"]), 4, 1, 140, 170)
+        assert not torch.equal(a["image"], clean) and (a["image"] - clean).abs().mean() < 0.1
+        assert (a["image"].mean(-1).argmax(-1) - clean.mean(-1).argmax(-1)).abs().max() <= 2   # blob keeps its row
+
+
 def test_cache_built_reused_and_invalidated(example_copy):
     h5, csv = example_copy
     dm = GravitySpyDataModule(h5); dm.setup()
