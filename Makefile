@@ -7,7 +7,7 @@ PYTHON3 ?= python3
 # two notebooks run at once on 2 cores: one OpenMP thread each, and no busy-waiting threads
 TEST_ENV := MPLBACKEND=Agg WANDB_MODE=offline WANDB_SILENT=true OMP_WAIT_POLICY=PASSIVE
 
-.PHONY: demo test install install-dev sync-check nbtest pytest bench clean-demo
+.PHONY: demo test install install-dev sync-check nbtest pytest bench readme
 
 # torch is resolved by pip together with torchvision (the CPU wheel on disk breaks torchvision, see docs).
 $(VENV)/.installed: settings.ini setup.py
@@ -47,3 +47,7 @@ pytest:
 
 bench:
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+## README.md is written from nbs/index.ipynb (tests/test_readme.py keeps them in step)
+readme:
+	$(PY) tests/test_readme.py --write

@@ -1,0 +1,146 @@
+"Tests of the taxonomy audit (gravityaudit.audit, gravityaudit.figures): real UMAP, HDBSCAN and cleanlab on small data."
+import re
+import numpy as np
+import pandas as pd
+import h5py
+import pytest
+
+from gravityaudit import audit as A
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    "One audit of a small synthetic taxonomy (toy images) with every failure planted, run through the files and the CLI."
+    d = tmp_path_factory.mktemp("audit")
+    paths = A.write_synthetic_set(d, n_per_family=60, seed=0)
+    meta = pd.read_csv(paths["metadata"], dtype={"gravityspy_id": str})
+    vectors = A.load_embeddings(paths["embeddings"])[1]
+    rc = A.audit_command(["--data", str(paths["data"]), "--embeddings", str(paths["embeddings"]), "--out", str(d / "out"),
+                          "--config", str(_config(d))])
+    assert rc == 0
+    return d, vectors, meta
+
+
+def _config(d):
+    path = d / "audit.yaml"
+    path.write_text(A.config_yaml(A.AuditConfig(n_neighbors=15, cluster_selection_epsilon=2.0)))
+    return path
+
+
+def test_outputs_and_columns(audited):
+    d, _, meta = audited
+    out = d / "out"
+    for name in ["assignments.csv", "clusters.csv", "label_issues.csv", "novel.csv", "report.md"]:
+        assert (out / name).exists(), name
+    a = pd.read_csv(out / "assignments.csv", dtype={"gravityspy_id": str})
+    assert list(a.columns[:7]) == A.ASSIGNMENT_COLUMNS
+    assert len(a) == len(meta) and set(a.gravityspy_id) == set(meta.gravityspy_id)
+    c = pd.read_csv(out / "clusters.csv")
+    for col in ["cluster", "size", "top_label", "purity", "entropy_bits", "ambiguity", "failure_mode", "spread_ratio",
+                "continuum_r2", "continuum_gap", "physical_accuracy", "majority_rate", "order_gain", "segment_disagreement"]:
+        assert col in c, col
+    assert set(c.failure_mode) <= set(A.FAILURE_MODES)
+    np.testing.assert_allclose(c.ambiguity, c["size"] * (1 - c.purity))
+    assert (c["size"].to_numpy() == a[a.cluster >= 0].cluster.value_counts().sort_index().to_numpy()).all()
+    issues = pd.read_csv(out / "label_issues.csv")
+    assert list(issues.columns) == ["gravityspy_id", "given_label", "suggested_label", "label_quality", "cluster", "reason"]
+
+
+def test_planted_failures_recovered(audited):
+    d, _, meta = audited
+    score = A.score_against_truth(d / "out", meta)
+    assert score["over_split"]["recovered"], score["over_split"]
+    assert score["over_compress"]["recovered"], score["over_compress"]
+    assert score["drift"]["recovered"], score["drift"]
+    assert score["physical_split"]["recovered"], score["physical_split"]
+    assert score["label_noise"]["precision"] >= 0.6 and score["label_noise"]["recall"] >= 0.5, score["label_noise"]
+    assert score["novel"]["recall"] >= 0.5, score["novel"]
+
+
+def test_old_flags_fire_on_both_but_verdicts_differ(audited):
+    "The original study's two flags cannot tell over-splitting from over-compression; the evidence can."
+    d, _, meta = audited
+    c = pd.read_csv(d / "out/clusters.csv")
+    modes = set(c.failure_mode)
+    assert {"over_split", "over_compressed"} <= modes
+
+
+def test_figures_written(audited):
+    d, *_ = audited
+    figs = {p.name for p in (d / "out/figures").glob("*.png")}
+    assert {"map_by_cluster.png", "map_by_label.png", "cluster_table.png", "entropy_comparison.png"} <= figs
+    c = pd.read_csv(d / "out/clusters.csv")
+    k = c[c.failure_mode != "clean"].sort_values("ambiguity", ascending=False).cluster.iloc[0]
+    assert {f"cluster_{k}_contact_sheet.png", f"cluster_{k}_strip.png", f"cluster_{k}_atlas.png"} <= figs
+
+
+def test_report_numbers_come_from_the_tables(audited):
+    d, *_ = audited
+    text = (d / "out/report.md").read_text()
+    issues = pd.read_csv(d / "out/label_issues.csv")
+    c = pd.read_csv(d / "out/clusters.csv")
+    assert f"{len(issues)} glitches" in text
+    assert f"{len(c)} HDBSCAN clusters" in text
+    for r in c[c.failure_mode != "clean"].itertuples():
+        assert re.search(rf"cluster {r.cluster}: {r.failure_mode}\*\* \(n = {r.size},", text)
+
+
+def test_seeded_and_reproducible():
+    vectors, meta = A.synthetic_taxonomy(n_per_family=25, seed=5)
+    fits = [A.TaxonomyAudit(n_neighbors=10, min_cluster_size=10, seed=7).fit(vectors, meta.label, meta, label_issues=False) for _ in range(2)]
+    np.testing.assert_array_equal(fits[0].cluster_ids_, fits[1].cluster_ids_)
+    np.testing.assert_allclose(fits[0].map_2d_, fits[1].map_2d_)
+    pd.testing.assert_frame_equal(fits[0].clusters_, fits[1].clusters_)
+
+
+def test_similar_command(audited, capsys):
+    d, vectors, meta = audited
+    gid = meta.gravityspy_id[0]
+    assert A.similar_command(["--id", gid, "--k", "5", "--embeddings", str(d / "embeddings.h5"), "--metadata", str(d / "metadata.csv")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 6 and "similarity" in lines[0] and gid not in "".join(lines[1:])
+    table = A.similar(gid, d / "embeddings.h5", k=3, metadata=d / "metadata.csv")
+    u = A.unit_rows(vectors)
+    best = np.argsort(-(u @ u[0]))[1]
+    assert table.gravityspy_id[0] == meta.gravityspy_id[best]
+    with pytest.raises(KeyError, match="no_such_id"):
+        A.similar("no_such_id", d / "embeddings.h5")
+
+
+def test_bad_inputs(tmp_path, audited):
+    d, *_ = audited
+    with pytest.raises(FileNotFoundError, match="metadata.csv"):
+        A.run_audit(tmp_path / "set.h5", d / "embeddings.h5", tmp_path / "out")
+    pd.DataFrame(dict(gravityspy_id=["x1"], label=["Blip"])).to_csv(tmp_path / "metadata.csv", index=False)
+    with pytest.raises(KeyError, match="in the embeddings but not in the metadata"):
+        A.run_audit(tmp_path / "set.h5", d / "embeddings.h5", tmp_path / "out")
+    with pytest.raises(ValueError, match="n_neighbours"):
+        A.load_config({"n_neighbours": 3})
+
+
+def test_decision_rules_need_the_right_evidence():
+    base = dict(size=300, purity=0.3, physical_gain=0.02, physical_accuracy=0.32, continuum_r2=0.3, continuum_gap=0.4,
+                extent_ratio=0.1, order_association=0.05, order_pvalue=0.5, n_segment_labels=3)
+    assert A.decide_failure_mode(base) == "over_split"
+    assert A.decide_failure_mode({**base, "physical_gain": 0.5, "physical_accuracy": 0.95}) == "physical_split"
+    drift = {**base, "purity": 0.55, "continuum_r2": 0.85, "continuum_gap": 0.05, "order_association": 0.4, "order_pvalue": 1e-4,
+             "physical_gain": 0.2, "physical_accuracy": 0.75}
+    assert A.decide_failure_mode(drift) == "drift"
+    wide = {**base, "purity": 0.8, "continuum_r2": 0.85, "continuum_gap": 0.05, "extent_ratio": 0.8, "n_segment_labels": 1}
+    assert A.decide_failure_mode(wide) == "over_compressed"
+    assert A.decide_failure_mode({**wide, "extent_ratio": 0.1}) == "clean"   # its ends are no further apart than within a class
+
+
+def test_wandb_offline_run(audited, monkeypatch):
+    "--wandb logs the cluster table, label issues (with images) and the map to an offline run inside OUT."
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline"); monkeypatch.setenv("WANDB_SILENT", "true")
+    d, vectors, meta = audited
+    out = d / "out"
+    result = A.AuditResult(out, pd.read_csv(out / "assignments.csv", dtype={"gravityspy_id": str}), pd.read_csv(out / "clusters.csv"),
+                           pd.read_csv(out / "label_issues.csv", dtype={"gravityspy_id": str}), pd.read_csv(out / "novel.csv"), None)
+    A.log_to_wandb(result, d / "set.h5", meta, max_images=5)
+    runs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1 and runs[0].stat().st_size > 0
+    media = list((out / "wandb").glob("offline-run-*/files/media/**/*.png"))
+    assert media, "no images logged"
