@@ -51,11 +51,13 @@ def make_handler(site: Site):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args): pass
 
-        def reply(self, status, body=b"", headers=None, send=None):
+        def reply(self, status, body=b"", headers=None, send=None, log=None):
+            sent = body if send is None else body[:send]
+            # log before answering: the client may finish (and the test read the log) before this thread returns
+            if log is not None: site.log.append((*log, status, len(sent)))
             self.send_response(status)
             for k, v in {**(headers or {}), "Content-Length": str(len(body))}.items(): self.send_header(k, v)
             self.end_headers()
-            sent = body if send is None else body[:send]
             self.wfile.write(sent)
             return len(sent)
 
@@ -77,15 +79,12 @@ def make_handler(site: Site):
                 start = int(r.group(1))
                 end = min(int(r.group(2)), len(data) - 1) if r.group(2) else len(data) - 1
                 if start >= len(data):
-                    status = 416
-                    sent = self.reply(416, b"", {"Content-Range": f"bytes */{len(data)}"})
+                    self.reply(416, b"", {"Content-Range": f"bytes */{len(data)}"}, log=(path, wanted))
                 else:
-                    status = 206
-                    sent = self.reply(206, data[start:end + 1], {"Content-Range": f"bytes {start}-{end}/{len(data)}"},
-                                      send=site.cut_after)
+                    self.reply(206, data[start:end + 1], {"Content-Range": f"bytes {start}-{end}/{len(data)}"},
+                               send=site.cut_after, log=(path, wanted))
             else:
-                status, sent = 200, self.reply(200, data, send=site.cut_after)
-            site.log.append((path, wanted, status, sent))
+                self.reply(200, data, send=site.cut_after, log=(path, wanted))
     return Handler
 
 
