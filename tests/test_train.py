@@ -122,3 +122,21 @@ def test_shipped_configs_build_and_run_a_batch(name, example_set, tmp_path):
     with torch.no_grad(): logits = model.eval()(batch["image"])
     assert logits.shape == (2, 22)
     assert model.single_view == (name == "resnet18_single_1s")
+
+
+def test_checkpoint_remembers_the_scan_profile_and_classify_warns(tmp_path, example_copy):
+    "A fit on a file that records its strain profile stores it; classify_strain warns on strain of another profile only."
+    import h5py, warnings
+    from gravityaudit.classify import classify_strain, ScanProfileWarning
+    h5, _ = example_copy
+    with h5py.File(h5, "a") as f: f.attrs["sample_rate"], f.attrs["segment_duration"] = 8192, 16.0
+    assert train.fit_command(fast_args(h5, tmp_path, "--wandb", "false", "--trainer.max_epochs", "1")) == 0
+    best = train.find_checkpoint(tmp_path, "best")
+    assert torch.load(best, map_location="cpu", weights_only=True)["gravityaudit"]["scan_profile"] == {"sample_rate": 8192.0, "segment_duration": 16.0}
+    assert train.load_classifier(best).scan_profile == {"sample_rate": 8192.0, "segment_duration": 16.0}
+    rng = np.random.default_rng(0)
+    with pytest.warns(ScanProfileWarning, match="1291 Hz"):
+        classify_strain(best, rng.normal(size=8 * 4096), 4096)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScanProfileWarning)
+        assert len(classify_strain(best, rng.normal(size=16 * 8192), 8192)) == 1
