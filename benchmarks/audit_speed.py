@@ -1,10 +1,10 @@
 """How long the taxonomy audit takes for a Gravity Spy-sized set (8,583 glitches) with embeddings given, by stage.
 
 Builds synthetic 8,583 x 128 embedding vectors with every taxonomy failure planted, their metadata and a real-layout
-HDF5 file (for the figures), then runs `gravityaudit audit` in a FRESH process (so UMAP's numba compilation is
+HDF5 file (for the figures and the explorer's thumbnails), then runs `gravityaudit audit --explorer` in a FRESH process (so UMAP's numba compilation is
 counted) limited to 2 threads, and prints the time of each stage. The baseline, run in the same fresh process, is the
 original study's pipeline on the same vectors: a single 2-D UMAP + HDBSCAN, nothing else.
-Target: the whole audit (UMAP, HDBSCAN, evidence, tables, figures) <= 90 s on 2 cores.
+Target: the whole audit (UMAP, HDBSCAN, evidence, tables, figures, explorer) <= 90 s on 2 cores.
 
     python benchmarks/audit_speed.py [--n 8583] [--dim 128] [--keep DIR]
 """
@@ -17,14 +17,14 @@ import json, sys, time
 t0 = time.perf_counter()
 from gravityaudit.audit import run_audit, load_embeddings, fit_map, fit_clusters
 d = sys.argv[1]
-result = run_audit(f"{d}/set.h5", f"{d}/embeddings.h5", f"{d}/out")
-total = time.perf_counter() - t0
+result = run_audit(f"{d}/set.h5", f"{d}/embeddings.h5", f"{d}/out", explorer=True)
+total, audit_end = time.perf_counter() - t0, time.time()
 t1 = time.perf_counter()
 ids, vectors = load_embeddings(f"{d}/embeddings.h5")
 coords, _ = fit_map(vectors, 2, 30, 0.1, "cosine", 42, "cpu")
 labels, *_ = fit_clusters(coords, 50, 50)
 baseline = time.perf_counter() - t1
-print(json.dumps(dict(total=total, stages=result.timings, baseline=baseline, clusters=len(result.clusters),
+print(json.dumps(dict(total=total, audit_end=audit_end, stages=result.timings, baseline=baseline, clusters=len(result.clusters),
                       modes=result.clusters.failure_mode.value_counts().to_dict(), issues=len(result.label_issues), novel=len(result.novel))))
 """
 
@@ -63,15 +63,15 @@ def main(argv=None):
     print(f"built {n} x {args.dim} synthetic vectors + metadata + HDF5 in {time.perf_counter() - t:.1f} s ({d})")
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "NUMBA_NUM_THREADS": str(args.threads),
            "OPENBLAS_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads), "MPLBACKEND": "Agg"}
-    t = time.perf_counter()
+    start = time.time()
     run = subprocess.run([sys.executable, "-c", CHILD, str(d)], env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t
     if run.returncode: print(run.stdout, run.stderr); return run.returncode
     r = json.loads(run.stdout.strip().splitlines()[-1])
     print(f"\naudit of {n} glitches in a fresh process, {args.threads} threads (cores on this machine: {os.cpu_count()})")
     print(f"{'stage':<14}{'seconds':>9}")
     for k, v in r["stages"].items(): print(f"{k:<14}{v:>9.1f}")
-    print(f"{'audit total':<14}{r['total']:>9.1f}   (process wall incl. imports: {wall:.1f} s; target <= 90 s)")
+    print(f"{'audit total':<14}{r['total']:>9.1f}   (fresh process, from its start to the audit's last file, interpreter and imports "
+          f"included: {r['audit_end'] - start:.1f} s; target <= 90 s)")
     print(f"{'baseline':<14}{r['baseline']:>9.1f}   (original study: one 2-D UMAP + HDBSCAN, warm, same process)")
     print(f"ratio audit / baseline: {r['total'] / r['baseline']:.2f}")
     print(f"clusters {r['clusters']}, modes {r['modes']}, label issues {r['issues']}, novel candidates {r['novel']}")
