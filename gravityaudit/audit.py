@@ -124,7 +124,7 @@ def synthetic_taxonomy(n_per_family: int = 120, dim: int = 32, noise_rate: float
         label = seg_labels[k] if rng.uniform() > (0.1, 0.3, 0.5)[k] else seg_labels[int(rng.choice([j for j in (k - 1, k + 1) if 0 <= j < 3]))]
         add(a + np.cos(np.pi * t) * u + np.sin(np.pi * t) * v + rng.normal(0, 0.12, dim), label, "Drift", "drift",
             float(60 * 10 ** (1.2 * t)), 20., 1.0, drift_coord=t)
-    s, w = centre(), rng.normal(0, 1, dim); w = w / np.linalg.norm(w) * 12.0  # over-compression: a long continuum, mostly one label
+    s = centre(); w = centre() - s    # over-compression: a continuum as long as the step from one class centre to another, mostly one label
     for _ in range(n_per_family * 2):
         t = rng.uniform(0, 1)
         label = "Blip" if rng.uniform() < 0.8 else str(rng.choice(["Koi_Fish", "Tomte", "Scratchy"]))
