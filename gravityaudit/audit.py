@@ -12,17 +12,18 @@ import pandas as pd
 from .layout import atomic_write
 
 # %% auto #0
-__all__ = ['LINE_CLASSES', 'CLEAN_CLASSES', 'EXACT_KNN_MAX', 'PHYSICAL_COLUMNS', 'FAILURE_MODES', 'SCENARIO_MODES',
-           'ASSIGNMENT_COLUMNS', 'AuditConfig', 'load_config', 'config_yaml', 'synthetic_taxonomy', 'frequency_row',
-           'synthetic_images', 'write_synthetic_set', 'label_stats', 'cuml_available', 'unit_rows', 'neighbour_graph',
-           'fit_map', 'default_min_cluster_size', 'fit_clusters', 'cosine_spread', 'mean_direction',
+__all__ = ['LINE_CLASSES', 'CLEAN_CLASSES', 'EXACT_KNN_MAX', 'PHYSICAL_COLUMNS', 'GROWTH_COLUMNS', 'FAILURE_MODES',
+           'SCENARIO_MODES', 'ASSIGNMENT_COLUMNS', 'AuditConfig', 'load_config', 'config_yaml', 'synthetic_taxonomy',
+           'frequency_row', 'synthetic_images', 'write_synthetic_set', 'label_stats', 'cuml_available', 'unit_rows',
+           'neighbour_graph', 'fit_map', 'default_min_cluster_size', 'fit_clusters', 'cosine_spread', 'mean_direction',
            'end_to_end_extent', 'typical_neighbour_distance', 'one_d_ordering', 'segments_along', 'continuum_evidence',
-           'physical_features', 'physical_test', 'label_order_association', 'drift_evidence', 'decide_failure_mode',
-           'cluster_evidence', 'issue_features', 'neighbour_support', 'out_of_fold_probabilities', 'find_label_issues',
-           'nearest_by_cosine', 'novelty_clusters', 'novelty_neighbour_share', 'rank_novel', 'TaxonomyAudit',
-           'read_metadata_table', 'load_embeddings', 'align', 'score_against_truth', 'write_report', 'AuditResult',
-           'write_table', 'log_to_wandb', 'run_audit', 'audit_command', 'similar', 'similar_command', 'case_study_run',
-           'case_inputs', 'pick_case', 'segment_relabelling', 'total_intensity']
+           'physical_features', 'physical_test', 'growth_coordinates', 'physical_growth', 'label_order_association',
+           'drift_evidence', 'decide_failure_mode', 'cluster_evidence', 'issue_features', 'neighbour_support',
+           'out_of_fold_probabilities', 'find_label_issues', 'nearest_by_cosine', 'novelty_clusters',
+           'novelty_neighbour_share', 'rank_novel', 'TaxonomyAudit', 'read_metadata_table', 'load_embeddings', 'align',
+           'score_against_truth', 'write_report', 'AuditResult', 'write_table', 'log_to_wandb', 'run_audit',
+           'audit_command', 'similar', 'similar_command', 'case_study_run', 'case_inputs', 'pick_case',
+           'segment_relabelling', 'total_intensity']
 
 # %% ../nbs/11_audit.ipynb #420186cf
 @dataclass
@@ -55,6 +56,7 @@ class AuditConfig:
     continuum_r2: float = 0.5         # share of the cluster's map variance explained by the 1-D ordering
     continuum_gap: float = 0.25       # largest gap along the ordering, as a fraction of its range
     compress_extent: float = 0.5      # end-to-end extent relative to the typical distance between neighbouring clusters that counts as "wide"
+    compress_growth: float = 0.5      # |Spearman| of log bandwidth or log duration with the ordering that counts as "the glitches grow along it"
     min_segment_size: int = 15        # segments along the ordering hold at least this many glitches
     # label issues (confident learning)
     issue_classifier: str = "logistic"    # logistic | knn
@@ -385,6 +387,20 @@ def physical_test(features, labels, folds: int = 5, seed: int = 0) -> dict:
     acc = float(np.mean(pred == y))
     return dict(physical_accuracy=acc, majority_rate=majority, physical_gain=acc - majority)
 
+# %% ../nbs/11_audit.ipynb #ab3406d8
+GROWTH_COLUMNS = ("bandwidth", "duration")
+
+def growth_coordinates(metadata: pd.DataFrame) -> np.ndarray:
+    "log10 bandwidth and log10 duration (n, k) for the `GROWTH_COLUMNS` the metadata holds; (n, 0) without any."
+    return physical_features(metadata[[c for c in GROWTH_COLUMNS if c in metadata]])
+
+def physical_growth(position, growth) -> float:
+    "Largest |Spearman correlation| between `position` and each column of `growth`; NaN without a usable column."
+    from scipy.stats import spearmanr
+    growth = np.asarray(growth, dtype=float).reshape(len(position), -1)
+    rho = [abs(spearmanr(position, g)[0]) for g in growth.T if np.std(g) > 0]
+    return float(np.nanmax(rho)) if rho and np.isfinite(rho).any() else float("nan")
+
 # %% ../nbs/11_audit.ipynb #83f0e93f
 def label_order_association(labels, segments) -> tuple[float, float]:
     "Bias-corrected Cramer's V between labels and segments along the ordering, and the chi-square p-value."
@@ -437,17 +453,19 @@ def decide_failure_mode(evidence: dict, config: AuditConfig | None = None) -> st
     explained = e["physical_gain"] / unexplained if unexplained > 0 else 0.0
     follows_order = e["order_association"] >= c.order_association and e["order_pvalue"] <= c.order_pvalue
     one_label_along = e["n_segment_labels"] == 1
+    grows = not e.get("physical_growth", np.nan) < c.compress_growth      # NaN: bandwidth and duration unknown, not used
+    compressed = continuum and wide and grows
     if e["purity"] < c.mixed_purity:
         if physics and e["physical_accuracy"] >= c.physical_accuracy: return "physical_split"
         if continuum and follows_order: return "drift"
         if physics and explained >= c.physical_explained: return "physical_split"
-        if continuum and wide and one_label_along: return "over_compressed"
+        if compressed and one_label_along: return "over_compressed"
         return "over_split"
-    return "over_compressed" if continuum and wide else "clean"
+    return "over_compressed" if compressed else "clean"
 
 # %% ../nbs/11_audit.ipynb #54b18bb8
 def cluster_evidence(cluster_ids, labels, map_coords, unit_vectors, physical, config: AuditConfig | None = None,
-                     orient=None) -> tuple[pd.DataFrame, np.ndarray]:
+                     orient=None, growth=None) -> tuple[pd.DataFrame, np.ndarray]:
     "One row of statistics and evidence per cluster (with its failure mode), and each glitch's position along its cluster."
     c = config or AuditConfig()
     labels = np.asarray(labels).astype(str)
@@ -463,6 +481,7 @@ def cluster_evidence(cluster_ids, labels, map_coords, unit_vectors, physical, co
         n_seg = int(max(2, min(c.n_segments, len(idx) // c.min_segment_size)))
         row.update(continuum_evidence(map_coords[idx], raw, unit_vectors[idx], n_seg))
         row["extent"] = end_to_end_extent(unit_vectors[idx], raw, n_seg)
+        row["physical_growth"] = physical_growth(raw, growth[idx]) if growth is not None else float("nan")
         row.update(physical_test(physical[idx], labels[idx], c.cv_folds, c.seed))
         d = drift_evidence(labels[idx], raw, n_seg)
         d["segment_majority"] = ";".join(d["segment_majority"])
@@ -654,7 +673,8 @@ class TaxonomyAudit:
         t = self._tick("hdbscan", t)
         self.unit_ = unit_rows(vectors)
         orient = phys[:, 1] if phys.shape[1] > 1 else None      # orient orderings towards growing bandwidth
-        self.clusters_, self.position_ = cluster_evidence(self.cluster_ids_, labels, self.map_, self.unit_, phys, c, orient)
+        growth = growth_coordinates(physical) if isinstance(physical, pd.DataFrame) else None
+        self.clusters_, self.position_ = cluster_evidence(self.cluster_ids_, labels, self.map_, self.unit_, phys, c, orient, growth)
         t = self._tick("evidence", t)
         modes = dict(zip(self.clusters_.cluster.astype(int), self.clusters_.failure_mode)) if len(self.clusters_) else {}
         self.assignments_ = pd.DataFrame(dict(
@@ -763,7 +783,7 @@ def score_against_truth(out_dir, metadata) -> dict:
 def _fmt_evidence(r) -> str:
     return (f"purity {r.purity:.3f}, entropy {r.entropy_bits:.2f} bits, spread ratio {r.spread_ratio:.3f}, "
             f"continuum R² {r.continuum_r2:.2f}, largest gap {r.continuum_gap:.2f}, end-to-end extent {r.extent_ratio:.2f} "
-            f"of the typical neighbour distance (wide above {r.wide_threshold:.2f}), "
+            f"of the typical neighbour distance (wide above {r.wide_threshold:.2f}), physical growth {r.physical_growth:.2f}, "
             f"physical test {r.physical_accuracy:.2f} vs majority {r.majority_rate:.2f} (gain {r.physical_gain:+.2f}), "
             f"label-position association V = {r.order_association:.2f} (p = {r.order_pvalue:.1e}) over segment majorities {r.segment_majority}, "
             f"segment disagreement {r.segment_disagreement}")
