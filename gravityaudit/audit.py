@@ -63,6 +63,7 @@ class AuditConfig:
     issue_pca: int = 32
     issue_neighbours: int = 20            # neighbours that vote on whether a flagged label is an individual error
     issue_support: float = 0.5            # share of them that must carry the suggested label (0: no neighbour check)
+    issue_given_share: float = 0.0        # ... and the most of them that may carry the given label (1: no isolation check)
     exclude_modes_from_issues: tuple = ("over_split",)   # whole-cluster problems, reported per cluster
     # novelty
     outlier_quantile: float = 0.95    # GLOSH scores above this quantile are outliers (noise points always are)
@@ -544,8 +545,8 @@ def out_of_fold_probabilities(vectors, physical, labels, classifier: str = "logi
     return proba, classes
 
 def find_label_issues(ids, labels, proba, classes, clusters=None, modes: dict | None = None, exclude_modes=("over_split",),
-                      support=None, min_support: float = 0.0) -> pd.DataFrame:
-    "The correction table: gravityspy_id, given_label, suggested_label, label_quality, cluster, reason (worst first); `support`: `neighbour_support` of the suggested labels."
+                      support=None, min_support: float = 0.0, given_share=None, max_given_share: float = 1.0) -> pd.DataFrame:
+    "The correction table: gravityspy_id, given_label, suggested_label, label_quality, cluster, reason (worst first); `support` / `given_share`: `neighbour_support` of the suggested / given labels."
     from cleanlab.filter import find_label_issues as cl_find
     from cleanlab.rank import get_label_quality_scores
     labels = np.asarray(labels).astype(str)
@@ -563,9 +564,11 @@ def find_label_issues(ids, labels, proba, classes, clusters=None, modes: dict | 
         mode = modes.get(int(clusters[i]), "noise" if clusters[i] < 0 else "clean")
         if mode in exclude_modes: continue
         if support is not None and support[i] < min_support: continue
+        if given_share is not None and given_share[i] > max_given_share: continue
         s = int(np.argmax(proba[i]))
         reason = (f"confident learning: p({labels[i]})={proba[i, y[i]]:.2f} < p({classes[s]})={proba[i, s]:.2f}"
                   + (f"; {support[i]:.0%} of its neighbours are {classes[s]}" if support is not None else "")
+                  + (f", {given_share[i]:.0%} {labels[i]}" if given_share is not None else "")
                   + (f"; cluster {int(clusters[i])} is {mode}" if clusters[i] >= 0 else "; HDBSCAN noise"))
         rows.append(dict(gravityspy_id=ids[i], given_label=labels[i], suggested_label=str(classes[s]),
                          label_quality=float(quality[i]), cluster=int(clusters[i]), reason=reason))
@@ -686,8 +689,9 @@ class TaxonomyAudit:
             proba, classes = out_of_fold_probabilities(vectors, phys, labels, c.issue_classifier, c.issue_pca, c.cv_folds, c.seed, features=x)
             self.proba_, self.classes_ = proba, classes
             self.support_ = neighbour_support(x, labels, classes[proba.argmax(1)], c.issue_neighbours) if c.issue_support > 0 else None
+            given = neighbour_support(x, labels, labels, c.issue_neighbours) if c.issue_given_share < 1 else None
             self.label_issues_ = find_label_issues(self.ids_, labels, proba, classes, self.cluster_ids_, modes, c.exclude_modes_from_issues,
-                                                   self.support_, c.issue_support)
+                                                   self.support_, c.issue_support, given, c.issue_given_share)
         else:
             self.label_issues_ = pd.DataFrame(columns=["gravityspy_id", "given_label", "suggested_label", "label_quality", "cluster", "reason"])
         t = self._tick("label_issues", t)
