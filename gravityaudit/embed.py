@@ -17,12 +17,12 @@ from .layout import atomic_write
 from .taxonomy import DURATIONS, view_name
 
 # %% auto #0
-__all__ = ['PHYSICAL_COLUMNS', 'SSL_DEFAULTS', 'parse_encoder', 'shift_time', 'jitter_intensity', 'add_speckle', 'drop_view',
-           'mask_time', 'augment_glitches', 'conv_block', 'ViewEncoder', 'GlitchEncoder', 'nt_xent',
-           'ContrastiveEmbedder', 'timm_backbone', 'FrozenViewEmbedder', 'ClassifierFeatures', 'IndexedPredictions',
-           'in_index_order', 'data_module', 'load_views', 'ViewsDataset', 'write_embeddings', 'read_embeddings',
-           'read_physical', 'ssl_embedder', 'embed', 'knn_agreement', 'pixel_pca_vectors', 'embed_parser',
-           'embed_command']
+__all__ = ['PHYSICAL_COLUMNS', 'SSL_DEFAULTS', 'parse_encoder', 'shift_time', 'shift_frequency', 'jitter_intensity',
+           'add_speckle', 'drop_view', 'mask_time', 'augment_glitches', 'conv_block', 'ViewEncoder', 'GlitchEncoder',
+           'nt_xent', 'ContrastiveEmbedder', 'timm_backbone', 'FrozenViewEmbedder', 'ClassifierFeatures',
+           'IndexedPredictions', 'in_index_order', 'data_module', 'load_views', 'ViewsDataset', 'write_embeddings',
+           'read_embeddings', 'read_physical', 'ssl_embedder', 'embed', 'knn_agreement', 'pixel_pca_vectors',
+           'embed_parser', 'embed_command']
 
 # %% ../nbs/10_embed.ipynb #8477ee26
 def parse_encoder(spec: str) -> dict:
@@ -43,6 +43,14 @@ def shift_time(x, max_shift: int, gen=None):
     shift = torch.randint(-max_shift, max_shift + 1, (B, V, 1, 1, 1), generator=gen)
     cols = (torch.arange(W).view(1, 1, 1, 1, W) - shift) % W
     return torch.gather(x, -1, cols.expand(B, V, C, H, W))
+
+def shift_frequency(x, max_shift: int = 1, gen=None):
+    "Move every glitch along frequency by its own random whole number of rows in [-max_shift, max_shift], the same in all its views (edge rows repeat)."
+    B, V, C, H, W = x.shape
+    if max_shift <= 0: return x
+    shift = torch.randint(-max_shift, max_shift + 1, (B, 1, 1, 1, 1), generator=gen)
+    rows = (torch.arange(H).view(1, 1, 1, H, 1) - shift).clamp(0, H - 1)
+    return torch.gather(x, -2, rows.expand(B, V, C, H, W))
 
 def jitter_intensity(x, gain: float = 0.2, gen=None, loudness: float = 0.7):
     "Raise each glitch to a random power exp(U(-loudness, loudness)) (a louder or fainter glitch: its faint edges grow or fade), then scale each view by U(1-gain, 1+gain)."
@@ -75,9 +83,9 @@ def mask_time(x, max_width: float = 0.1, p: float = 0.3, gen=None):
     return x * (~stripe).float().view(B, V, 1, 1, W)
 
 def augment_glitches(x, gen=None, max_shift: int = 4, gain: float = 0.2, speckle: float = 0.15,
-                     view_dropout: float = 0.25, mask_prob: float = 0.3, loudness: float = 0.7):
-    "One random physics-safe view of a batch of glitches: time shift, intensity jitter, speckle, view dropout, time mask."
-    x = shift_time(x, max_shift, gen)
+                     view_dropout: float = 0.25, mask_prob: float = 0.3, loudness: float = 0.7, freq_shift: int = 1):
+    "One random physics-safe view of a batch of glitches: time shift, frequency jitter, intensity jitter, speckle, view dropout, time mask."
+    x = shift_frequency(shift_time(x, max_shift, gen), freq_shift, gen)
     x = jitter_intensity(x, gain, gen, loudness)
     x = add_speckle(x, speckle, gen)
     x = drop_view(x, view_dropout, gen)
@@ -132,7 +140,7 @@ class ContrastiveEmbedder(L.LightningModule):
     def __init__(self, n_views: int = 4, in_chans: int = 1, width: int = 16, freq_bands: int = 4, patch: int = 4,
                  proj_hidden: int = 256, proj_dim: int = 64, temperature: float = 0.2, lr: float = 3e-3, weight_decay: float = 1e-4,
                  max_shift: int = 4, gain: float = 0.2, speckle: float = 0.15, view_dropout: float = 0.25,
-                 mask_prob: float = 0.3, loudness: float = 0.7, per_view: bool = False):
+                 mask_prob: float = 0.3, loudness: float = 0.7, freq_shift: int = 1, per_view: bool = False):
         super().__init__()
         self.save_hyperparameters()
         self.encoder = GlitchEncoder(n_views, in_chans=in_chans, width=width, freq_bands=freq_bands, patch=patch)
@@ -142,7 +150,7 @@ class ContrastiveEmbedder(L.LightningModule):
 
     def augment(self, x):
         h = self.hparams
-        return augment_glitches(x, None, h.max_shift, h.gain, h.speckle, h.view_dropout, h.mask_prob, h.loudness)
+        return augment_glitches(x, None, h.max_shift, h.gain, h.speckle, h.view_dropout, h.mask_prob, h.loudness, h.freq_shift)
 
     def training_step(self, batch, batch_idx):
         x = batch["image"].float()
@@ -364,7 +372,7 @@ def embed(data, metadata=None, encoder: str = "ssl", out="embeddings.h5", per_vi
         config.update(ssl, epochs=ssl_epochs, image_size=list(size), batch_size=batch_size,
                       augmentations=dict(max_shift=model.hparams.max_shift, gain=model.hparams.gain, speckle=model.hparams.speckle,
                                          view_dropout=model.hparams.view_dropout, mask_prob=model.hparams.mask_prob,
-                                         loudness=model.hparams.loudness))
+                                         loudness=model.hparams.loudness, freq_shift=model.hparams.freq_shift))
     elif spec["kind"] == "timm":
         size = _size(image_size) or (224, 224)
         dm = data_module(data, metadata, batch_size, num_workers)
