@@ -129,17 +129,24 @@ def _whitening_filter(asd: torch.Tensor, n: int, sample_rate: float, fduration: 
     return torch.cat([impulse[:, n - (half - 1):] * hann[1:half],
                       impulse[:, :half] * hann[half:], impulse.new_zeros(impulse.shape[0], 1)], -1)
 
-def _whiten_rows(x: torch.Tensor, sample_rate: float, fduration: float = FDURATION) -> torch.Tensor:
-    "Whitened float64 copy of each row of `x` (B, N), as gwpy's `TimeSeries.whiten`."
+def _prepare_whitening(x: torch.Tensor, sample_rate: float, fduration: float, dtype=torch.float64):
+    "Each row of `x` (B, N) scaled to unit variance and zero mean (in `dtype`) and Hann-tapered at both ends, and its whitening FIR filter."
     n = x.shape[-1]
     x = x.double()
-    x = x / x.std(-1, keepdim=True).clamp_min(1e-300)
+    x = (x / x.std(-1, keepdim=True).clamp_min(1e-300)).to(dtype)
     x = x - x.mean(-1, keepdim=True)
     fir = _whitening_filter(welch_psd(x, sample_rate).sqrt(), n, sample_rate, fduration)
     ntaps = fir.shape[-1]
     pad, hann = math.ceil(ntaps / 2), _hann(ntaps, x)
     x[:, :pad] *= hann[:pad]
     x[:, -pad:] *= hann[-pad:]
+    return x, fir
+
+def _whiten_rows(x: torch.Tensor, sample_rate: float, fduration: float = FDURATION) -> torch.Tensor:
+    "Whitened float64 copy of each row of `x` (B, N), as gwpy's `TimeSeries.whiten`."
+    n = x.shape[-1]
+    x, fir = _prepare_whitening(x, sample_rate, fduration)
+    ntaps = fir.shape[-1]
     nfft = _fast_length(n + ntaps - 1)
     full = torch.fft.irfft(torch.fft.rfft(x, n=nfft) * torch.fft.rfft(fir, n=nfft), n=nfft)
     start = (ntaps - 1) // 2
@@ -148,14 +155,8 @@ def _whiten_rows(x: torch.Tensor, sample_rate: float, fduration: float = FDURATI
 def _whitened_spectrum(x: torch.Tensor, sample_rate: float, fduration: float = FDURATION) -> torch.Tensor:
     "rFFT (B, N//2+1) of each row of `x` (B, N) whitened as `_whiten_rows` does, by a float32 circular convolution."
     n = x.shape[-1]
-    x = x.double()
-    x = (x / x.std(-1, keepdim=True).clamp_min(1e-300)).float()
-    x = x - x.mean(-1, keepdim=True)
-    fir = _whitening_filter(welch_psd(x, sample_rate).sqrt(), n, sample_rate, fduration)
+    x, fir = _prepare_whitening(x, sample_rate, fduration, torch.float32)
     ntaps = fir.shape[-1]
-    pad, hann = math.ceil(ntaps / 2), _hann(ntaps, x)
-    x[:, :pad] *= hann[:pad]
-    x[:, -pad:] *= hann[-pad:]
     kernel = torch.roll(torch.cat([fir, fir.new_zeros(fir.shape[0], n - ntaps)], -1), -((ntaps - 1) // 2), -1)  # zero lag first
     return torch.fft.rfft(x) * torch.fft.rfft(kernel) * math.sqrt(2 / sample_rate)
 
