@@ -15,10 +15,11 @@ from .layout import atomic_write
 __all__ = ['LINE_CLASSES', 'CLEAN_CLASSES', 'EXACT_KNN_MAX', 'PHYSICAL_COLUMNS', 'GROWTH_COLUMNS', 'FAILURE_MODES',
            'SCENARIO_MODES', 'ASSIGNMENT_COLUMNS', 'AuditConfig', 'load_config', 'config_yaml', 'synthetic_taxonomy',
            'frequency_row', 'synthetic_images', 'write_synthetic_set', 'label_stats', 'cuml_available', 'unit_rows',
-           'neighbour_graph', 'fit_map', 'default_min_cluster_size', 'fit_clusters', 'cosine_spread', 'mean_direction',
-           'end_to_end_extent', 'typical_neighbour_distance', 'one_d_ordering', 'segments_along', 'continuum_evidence',
-           'physical_features', 'physical_test', 'growth_coordinates', 'physical_growth', 'label_order_association',
-           'drift_evidence', 'decide_failure_mode', 'cluster_evidence', 'issue_features', 'neighbour_support',
+           'neighbour_graph', 'fit_map', 'default_min_cluster_size', 'fit_clusters', 'label_mix_pvalue',
+           'merge_label_fragments', 'cosine_spread', 'mean_direction', 'end_to_end_extent',
+           'typical_neighbour_distance', 'one_d_ordering', 'segments_along', 'continuum_evidence', 'physical_features',
+           'physical_test', 'growth_coordinates', 'physical_growth', 'label_order_association', 'drift_evidence',
+           'decide_failure_mode', 'cluster_evidence', 'issue_features', 'neighbour_support',
            'out_of_fold_probabilities', 'find_label_issues', 'nearest_by_cosine', 'novelty_clusters',
            'novelty_neighbour_share', 'rank_novel', 'TaxonomyAudit', 'read_metadata_table', 'load_embeddings', 'align',
            'score_against_truth', 'write_report', 'AuditResult', 'write_table', 'log_to_wandb', 'run_audit',
@@ -40,6 +41,8 @@ class AuditConfig:
     min_samples: int | None = 10
     cluster_selection_method: str = "eom"
     cluster_selection_epsilon: float = 0.0   # > 0 merges clusters closer than this in the 10-D map (UMAP tears continua into fragments)
+    merge_neighbours: int = 3          # mixed clusters among each other's this many nearest clusters may merge (0: never) ...
+    merge_pvalue: float = 0.05         # ... when a G-test cannot tell their label mixes apart at this level
     seed: int = 42
     backend: str = "auto"             # auto | cpu | cuml
     # evidence
@@ -289,6 +292,46 @@ def fit_clusters(coords, min_cluster_size: int, min_samples: int | None = None, 
     labels = _renumber_by_size(np.asarray(clusterer.labels_))
     return labels, np.asarray(clusterer.probabilities_, dtype=float), np.nan_to_num(outlier, nan=0.0), clusterer
 
+# %% ../nbs/11_audit.ipynb #1c7fa890
+def label_mix_pvalue(a, b) -> float:
+    "G-test p-value that two samples of labels come from one label mix (1.0 when they hold a single label)."
+    from scipy.stats import chi2_contingency
+    a, b = np.asarray(a).astype(str), np.asarray(b).astype(str)
+    names = np.unique(np.r_[a, b])
+    if len(names) < 2: return 1.0
+    table = np.stack([(a[:, None] == names).sum(0), (b[:, None] == names).sum(0)])
+    return float(chi2_contingency(table, lambda_="log-likelihood")[1])
+
+# %% ../nbs/11_audit.ipynb #57af32ae
+def _merge_candidates(ids, labels, unit_vectors, keys, mixed_purity, neighbours, pvalue):
+    "(p, a, b) of every pair of clusters that `merge_label_fragments` may join."
+    cen = np.stack([unit_vectors[ids == k].mean(0) for k in keys]).astype(np.float64)
+    cen /= np.maximum(np.linalg.norm(cen, axis=1, keepdims=True), 1e-12)
+    dist = 1 - cen @ cen.T
+    np.fill_diagonal(dist, np.inf)
+    rank = dist.argsort(1, kind="stable").argsort(1, kind="stable")      # rank[i, j] = 0: j is i's nearest cluster
+    mixed = [label_stats(labels[ids == k])["purity"] < mixed_purity for k in keys]
+    pairs = []
+    for i, j in zip(*np.triu_indices(len(keys), 1)):
+        if mixed[i] and mixed[j] and rank[i, j] < neighbours and rank[j, i] < neighbours:
+            p = label_mix_pvalue(labels[ids == keys[i]], labels[ids == keys[j]])
+            if p >= pvalue: pairs.append((p, keys[i], keys[j]))
+    return pairs
+
+def merge_label_fragments(cluster_ids, labels, unit_vectors, mixed_purity: float = 0.75, neighbours: int = 3,
+                          pvalue: float = 0.05) -> tuple[np.ndarray, dict]:
+    "Join neighbouring mixed clusters whose label mixes a G-test cannot tell apart: (ids renumbered by size, new id -> old ids)."
+    ids, labels = np.array(cluster_ids, dtype=np.int64), np.asarray(labels).astype(str)
+    groups = {int(k): [int(k)] for k in np.unique(ids[ids >= 0])}
+    while neighbours > 0 and len(groups) > 1:
+        pairs = _merge_candidates(ids, labels, unit_vectors, sorted(groups), mixed_purity, neighbours, pvalue)
+        if not pairs: break
+        _, a, b = max(pairs)
+        ids[ids == b] = a
+        groups[a] = sorted(groups[a] + groups.pop(b))
+    new = _renumber_by_size(ids)
+    return new, {int(new[ids == k][0]): v for k, v in groups.items()}
+
 # %% ../nbs/11_audit.ipynb #b25fabb7
 def cosine_spread(unit_vectors) -> float:
     "Mean cosine distance of unit vectors to their mean direction."
@@ -496,6 +539,7 @@ def cluster_evidence(cluster_ids, labels, map_coords, unit_vectors, physical, co
     table["extent_ratio"] = table["extent"] / typical if typical > 0 else 0.0
     table["wide_threshold"] = c.compress_extent
     table.insert(6, "failure_mode", [decide_failure_mode(r, c) for r in table.to_dict("records")])
+    table.insert(7, "judged", table["size"] >= c.min_evidence_size)
     return table, position
 
 # %% ../nbs/11_audit.ipynb #e69ad3aa
@@ -675,15 +719,21 @@ class TaxonomyAudit:
             self.map_, mcs, c.min_samples, c.cluster_selection_method, c.backend, c.cluster_selection_epsilon)
         t = self._tick("hdbscan", t)
         self.unit_ = unit_rows(vectors)
+        self.hdbscan_ids_ = self.cluster_ids_
+        self.cluster_ids_, self.merged_from_ = merge_label_fragments(self.hdbscan_ids_, labels, self.unit_, c.mixed_purity,
+                                                                     c.merge_neighbours, c.merge_pvalue)
+        t = self._tick("merge", t)
         orient = phys[:, 1] if phys.shape[1] > 1 else None      # orient orderings towards growing bandwidth
         growth = growth_coordinates(physical) if isinstance(physical, pd.DataFrame) else None
         self.clusters_, self.position_ = cluster_evidence(self.cluster_ids_, labels, self.map_, self.unit_, phys, c, orient, growth)
+        if len(self.clusters_):
+            self.clusters_["merged_from"] = [";".join(map(str, self.merged_from_[int(k)])) for k in self.clusters_.cluster]
         t = self._tick("evidence", t)
         modes = dict(zip(self.clusters_.cluster.astype(int), self.clusters_.failure_mode)) if len(self.clusters_) else {}
         self.assignments_ = pd.DataFrame(dict(
             gravityspy_id=self.ids_, label=labels, cluster=self.cluster_ids_, umap_x=self.map_2d_[:, 0], umap_y=self.map_2d_[:, 1],
             outlier_score=self.outlier_score_, membership=self.membership_, position=self.position_,
-            failure_mode=[modes.get(int(k), "noise") for k in self.cluster_ids_]))
+            failure_mode=[modes.get(int(k), "noise") for k in self.cluster_ids_], hdbscan_cluster=self.hdbscan_ids_))
         x = issue_features(vectors, phys, c.issue_pca, c.seed)      # also the space of the local novelty groups
         if label_issues:
             proba, classes = out_of_fold_probabilities(vectors, phys, labels, c.issue_classifier, c.issue_pca, c.cv_folds, c.seed, features=x)
@@ -800,8 +850,11 @@ def write_report(out_dir, timings: dict | None = None, truth: dict | None = None
     issues = pd.read_csv(out / "label_issues.csv", dtype={"gravityspy_id": str})
     novel = pd.read_csv(out / "novel.csv", dtype={"gravityspy_id": str})
     n, noise = len(a), int((a.cluster < 0).sum())
+    merged = clusters[clusters.merged_from.astype(str).str.contains(";")] if "merged_from" in clusters else clusters.iloc[:0]
+    n_hdbscan = int(a.hdbscan_cluster.max()) + 1 if "hdbscan_cluster" in a and len(a) else len(clusters)
     lines = ["# Taxonomy audit", "",
-             f"{n} glitches with {a.label.nunique()} labels; {len(clusters)} HDBSCAN clusters; {noise} noise points ({noise / max(n, 1):.1%}).", ""]
+             f"{n} glitches with {a.label.nunique()} labels; {len(clusters)} clusters ({n_hdbscan} from HDBSCAN, {len(merged)} of them "
+             f"joined from fragments with one label mix); {noise} noise points ({noise / max(n, 1):.1%}).", ""]
     counts = clusters.failure_mode.value_counts() if len(clusters) else pd.Series(dtype=int)
     lines += ["## Failure modes", "", "| failure mode | clusters | glitches |", "|---|---|---|"]
     for m in FAILURE_MODES:
@@ -811,11 +864,13 @@ def write_report(out_dir, timings: dict | None = None, truth: dict | None = None
     for r in flagged.itertuples():
         labels = a[a.cluster == r.cluster].label.value_counts()
         mix = ", ".join(f"{k} {v}" for k, v in labels.head(5).items())
-        lines += [f"- **cluster {r.cluster}: {r.failure_mode}** (n = {r.size}, top label {r.top_label}; labels: {mix}). Evidence: {_fmt_evidence(r)}."]
+        joined = f"; joined from HDBSCAN clusters {r.merged_from.replace(';', ', ')}" if ";" in str(getattr(r, "merged_from", "")) else ""
+        lines += [f"- **cluster {r.cluster}: {r.failure_mode}** (n = {r.size}, top label {r.top_label}; labels: {mix}{joined}). Evidence: {_fmt_evidence(r)}."]
     if len(flagged) == 0: lines.append("No cluster is flagged.")
     lines += ["", "## Cluster table (ranked by ambiguity)", "", "| cluster | n | top label | purity | entropy (bits) | ambiguity | failure mode |", "|---|---|---|---|---|---|---|"]
     for r in clusters.sort_values("ambiguity", ascending=False, kind="stable").head(20).itertuples():
-        lines.append(f"| {r.cluster} | {r.size} | {r.top_label} | {r.purity:.3f} | {r.entropy_bits:.2f} | {r.ambiguity:.1f} | {r.failure_mode} |")
+        verdict = r.failure_mode if getattr(r, "judged", True) else f"{r.failure_mode} (not judged: too small)"
+        lines.append(f"| {r.cluster} | {r.size} | {r.top_label} | {r.purity:.3f} | {r.entropy_bits:.2f} | {r.ambiguity:.1f} | {verdict} |")
     lines += ["", "## Label issues", "", f"{len(issues)} glitches ({len(issues) / max(n, 1):.1%}) flagged by confident learning (label_issues.csv); the 10 least plausible labels:", "",
               "| gravityspy_id | given | suggested | label quality | cluster |", "|---|---|---|---|---|"]
     for r in issues.head(10).itertuples():

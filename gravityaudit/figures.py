@@ -64,7 +64,7 @@ def plot_map(assignments: pd.DataFrame, by: str = "cluster", ax=None, max_legend
             m = a.cluster == k
             ax.scatter(a.umap_x[m], a.umap_y[m], s=size, color=colour, lw=0)
             ax.text(a.umap_x[m].median(), a.umap_y[m].median(), str(k), fontsize=8, weight="bold", ha="center", va="center")
-        ax.set_title(f"UMAP map, {len(ids)} HDBSCAN clusters ({noise.mean():.0%} noise)")
+        ax.set_title(f"UMAP map, {len(ids)} clusters ({noise.mean():.0%} noise)")
     else:
         names = values.value_counts().index.tolist()
         palette = dict(zip(names, sns.color_palette("tab20", 20) + sns.color_palette("Set2", 8)))

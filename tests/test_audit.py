@@ -84,7 +84,14 @@ def test_report_numbers_come_from_the_tables(audited):
     issues = pd.read_csv(d / "out/label_issues.csv")
     c = pd.read_csv(d / "out/clusters.csv")
     assert f"{len(issues)} glitches" in text
-    assert f"{len(c)} HDBSCAN clusters" in text
+    a = pd.read_csv(d / "out/assignments.csv")
+    joined = int(c.merged_from.astype(str).str.contains(";").sum())
+    assert f"{len(c)} clusters ({a.hdbscan_cluster.max() + 1} from HDBSCAN, {joined} of them joined" in text
+    top = c.sort_values("ambiguity", ascending=False, kind="stable").head(20)
+    assert text.count("(not judged: too small)") == int((top["size"] < A.AuditConfig().min_evidence_size).sum())
+    assert c.judged.tolist() == (c["size"] >= A.AuditConfig().min_evidence_size).tolist()
+    for r in c.itertuples():      # every audit cluster is exactly the union of the HDBSCAN clusters it names
+        assert sorted(a[a.cluster == r.cluster].hdbscan_cluster.unique()) == sorted(int(k) for k in str(r.merged_from).split(";"))
     for r in c[c.failure_mode != "clean"].itertuples():
         assert re.search(rf"cluster {r.cluster}: {r.failure_mode}\*\* \(n = {r.size},", text)
 
