@@ -15,11 +15,11 @@ from .layout import atomic_write
 __all__ = ['LINE_CLASSES', 'CLEAN_CLASSES', 'EXACT_KNN_MAX', 'PHYSICAL_COLUMNS', 'GROWTH_COLUMNS', 'FAILURE_MODES',
            'SCENARIO_MODES', 'ASSIGNMENT_COLUMNS', 'AuditConfig', 'load_config', 'config_yaml', 'synthetic_taxonomy',
            'frequency_row', 'synthetic_images', 'write_synthetic_set', 'label_stats', 'cuml_available', 'unit_rows',
-           'neighbour_graph', 'fit_map', 'default_min_cluster_size', 'fit_clusters', 'label_mix_pvalue',
-           'merge_label_fragments', 'cosine_spread', 'mean_direction', 'end_to_end_extent',
+           'mean_direction', 'neighbour_graph', 'fit_map', 'default_min_cluster_size', 'fit_clusters',
+           'label_mix_pvalue', 'merge_label_fragments', 'cosine_spread', 'end_to_end_extent',
            'typical_neighbour_distance', 'one_d_ordering', 'segments_along', 'continuum_evidence', 'physical_features',
            'physical_test', 'growth_coordinates', 'physical_growth', 'label_order_association', 'drift_evidence',
-           'decide_failure_mode', 'cluster_evidence', 'issue_features', 'neighbour_support',
+           'decide_failure_mode', 'cluster_evidence', 'issue_features', 'neighbour_indices', 'neighbour_support',
            'out_of_fold_probabilities', 'find_label_issues', 'nearest_by_cosine', 'novelty_clusters',
            'novelty_neighbour_share', 'rank_novel', 'TaxonomyAudit', 'read_metadata_table', 'load_embeddings', 'align',
            'score_against_truth', 'write_report', 'AuditResult', 'write_table', 'log_to_wandb', 'run_audit',
@@ -225,6 +225,11 @@ def unit_rows(vectors) -> np.ndarray:
     norm = np.linalg.norm(v, axis=1, keepdims=True)
     return v / np.where(norm > 0, norm, 1)
 
+def mean_direction(unit_vectors) -> np.ndarray:
+    "The normalised mean of unit vectors."
+    m = np.asarray(unit_vectors, dtype=np.float64).mean(0)
+    return m / (np.linalg.norm(m) or 1)
+
 EXACT_KNN_MAX = 30_000   # up to this many glitches the neighbour search is exact (brute force, BLAS); above it approximate (NNDescent)
 
 def neighbour_graph(vectors, n_neighbors: int, metric: str = "cosine", seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
@@ -296,17 +301,13 @@ def fit_clusters(coords, min_cluster_size: int, min_samples: int | None = None, 
 def label_mix_pvalue(a, b) -> float:
     "G-test p-value that two samples of labels come from one label mix (1.0 when they hold a single label)."
     from scipy.stats import chi2_contingency
-    a, b = np.asarray(a).astype(str), np.asarray(b).astype(str)
-    names = np.unique(np.r_[a, b])
-    if len(names) < 2: return 1.0
-    table = np.stack([(a[:, None] == names).sum(0), (b[:, None] == names).sum(0)])
-    return float(chi2_contingency(table, lambda_="log-likelihood")[1])
+    table = pd.crosstab(np.repeat([0, 1], [len(a), len(b)]), np.r_[np.asarray(a).astype(str), np.asarray(b).astype(str)])
+    return float(chi2_contingency(table.to_numpy(), lambda_="log-likelihood")[1]) if table.shape[1] > 1 else 1.0
 
 # %% ../nbs/11_audit.ipynb #57af32ae
 def _merge_candidates(ids, labels, unit_vectors, keys, mixed_purity, neighbours, pvalue):
     "(p, a, b) of every pair of clusters that `merge_label_fragments` may join."
-    cen = np.stack([unit_vectors[ids == k].mean(0) for k in keys]).astype(np.float64)
-    cen /= np.maximum(np.linalg.norm(cen, axis=1, keepdims=True), 1e-12)
+    cen = np.stack([mean_direction(unit_vectors[ids == k]) for k in keys])
     dist = 1 - cen @ cen.T
     np.fill_diagonal(dist, np.inf)
     rank = dist.argsort(1, kind="stable").argsort(1, kind="stable")      # rank[i, j] = 0: j is i's nearest cluster
@@ -341,11 +342,6 @@ def cosine_spread(unit_vectors) -> float:
     return float(np.mean(1 - u @ (m / norm)))
 
 # %% ../nbs/11_audit.ipynb #c2d4da4f
-def mean_direction(unit_vectors) -> np.ndarray:
-    "The normalised mean of unit vectors."
-    m = np.asarray(unit_vectors, dtype=np.float64).mean(0)
-    return m / (np.linalg.norm(m) or 1)
-
 def end_to_end_extent(unit_vectors, position, n_segments: int = 8) -> float:
     "Cosine distance between the mean directions of the first and last segments along `position`."
     seg = segments_along(position, n_segments)
@@ -554,16 +550,22 @@ def issue_features(vectors, physical, n_pca: int = 32, seed: int = 0) -> np.ndar
     sd = x.std(0)
     return ((x - x.mean(0)) / np.where(sd > 0, sd, 1)).astype(np.float64)
 
-def neighbour_support(features, labels, suggested, k: int = 20) -> np.ndarray:
-    "Share of each glitch's `k` nearest neighbours (itself excluded, euclidean in `features`) whose label is its `suggested` label."
+def neighbour_indices(features, k: int = 20) -> np.ndarray:
+    "Indices (n, min(k, n - 1)) of each glitch's nearest neighbours, euclidean in `features`, itself excluded."
     from sklearn.neighbors import NearestNeighbors
-    labels, suggested = np.asarray(labels).astype(str), np.asarray(suggested).astype(str)
-    k = int(min(k, len(labels) - 1))
-    if k < 1: return np.zeros(len(labels))
+    n = len(features)
+    k = int(min(k, n - 1))
+    if k < 1: return np.zeros((n, 0), dtype=np.int64)
     nn = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(features).kneighbors(features, return_distance=False)
-    own = nn == np.arange(len(nn))[:, None]
+    own = nn == np.arange(n)[:, None]
     own[~own.any(1), -1] = True                      # drop the point itself, or the farthest when a duplicate hid it
-    nn = nn[~own].reshape(len(nn), k)
+    return nn[~own].reshape(n, k)
+
+def neighbour_support(features, labels, suggested, k: int = 20, neighbours=None) -> np.ndarray:
+    "Share of each glitch's `k` nearest neighbours (`neighbour_indices`, or the given `neighbours`) whose label is its `suggested` label."
+    labels, suggested = np.asarray(labels).astype(str), np.asarray(suggested).astype(str)
+    nn = neighbour_indices(features, k) if neighbours is None else np.asarray(neighbours)
+    if nn.shape[1] == 0: return np.zeros(len(labels))
     return (labels[nn] == suggested[:, None]).mean(1)
 
 def out_of_fold_probabilities(vectors, physical, labels, classifier: str = "logistic", n_pca: int = 32, folds: int = 5, seed: int = 0,
@@ -638,10 +640,10 @@ def novelty_clusters(cluster_ids, labels, novelty_labels=("None_of_the_Above",),
         if np.isin(lab, list(novelty_labels)).mean() >= min_share: out.append(int(k))
     return out
 
-def novelty_neighbour_share(features, labels, novelty_labels=("None_of_the_Above",), k: int = 20) -> np.ndarray:
-    "Share of each glitch's `k` nearest neighbours (itself excluded, euclidean in `features`) filed under one of `novelty_labels`."
+def novelty_neighbour_share(features, labels, novelty_labels=("None_of_the_Above",), k: int = 20, neighbours=None) -> np.ndarray:
+    "Share of each glitch's `k` nearest neighbours (as in `neighbour_support`) filed under one of `novelty_labels`."
     filed = np.isin(np.asarray(labels).astype(str), list(novelty_labels)).astype(str)
-    return neighbour_support(features, filed, np.full(len(filed), "True"), k)
+    return neighbour_support(features, filed, np.full(len(filed), "True"), k, neighbours)
 
 def rank_novel(ids, labels, unit_vectors, clusters, outlier_score, membership=None, quantile: float = 0.95, n_exemplars: int = 3,
                novelty_labels=("None_of_the_Above",), group_share=None, min_group_share: float = 0.25) -> pd.DataFrame:
@@ -735,17 +737,18 @@ class TaxonomyAudit:
             outlier_score=self.outlier_score_, membership=self.membership_, position=self.position_,
             failure_mode=[modes.get(int(k), "noise") for k in self.cluster_ids_], hdbscan_cluster=self.hdbscan_ids_))
         x = issue_features(vectors, phys, c.issue_pca, c.seed)      # also the space of the local novelty groups
+        nn = neighbour_indices(x, c.issue_neighbours)               # one neighbour search for the label checks and novelty
         if label_issues:
             proba, classes = out_of_fold_probabilities(vectors, phys, labels, c.issue_classifier, c.issue_pca, c.cv_folds, c.seed, features=x)
             self.proba_, self.classes_ = proba, classes
-            self.support_ = neighbour_support(x, labels, classes[proba.argmax(1)], c.issue_neighbours) if c.issue_support > 0 else None
-            given = neighbour_support(x, labels, labels, c.issue_neighbours) if c.issue_given_share < 1 else None
+            self.support_ = neighbour_support(x, labels, classes[proba.argmax(1)], neighbours=nn) if c.issue_support > 0 else None
+            given = neighbour_support(x, labels, labels, neighbours=nn) if c.issue_given_share < 1 else None
             self.label_issues_ = find_label_issues(self.ids_, labels, proba, classes, self.cluster_ids_, modes, c.exclude_modes_from_issues,
                                                    self.support_, c.issue_support, given, c.issue_given_share)
         else:
             self.label_issues_ = pd.DataFrame(columns=["gravityspy_id", "given_label", "suggested_label", "label_quality", "cluster", "reason"])
         t = self._tick("label_issues", t)
-        share = novelty_neighbour_share(x, labels, c.novelty_labels, c.issue_neighbours) if len(c.novelty_labels) else None
+        share = novelty_neighbour_share(x, labels, c.novelty_labels, neighbours=nn) if len(c.novelty_labels) else None
         self.novel_ = rank_novel(self.ids_, labels, self.unit_, self.cluster_ids_, self.outlier_score_, self.membership_,
                                  c.outlier_quantile, c.n_exemplars, c.novelty_labels, share, c.novelty_group_share)
         self._tick("novelty", t)
