@@ -473,6 +473,9 @@ def embed_command(argv: list[str]) -> int:
     except (ValueError, FileNotFoundError, KeyError) as e:
         print(f"gravityaudit embed: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        from gravityaudit.train import end_distributed
+        end_distributed()
     ids, vectors, attrs = read_embeddings(out)
     print(f"{out}: {len(ids)} vectors of dimension {vectors.shape[1]} ({attrs['encoder']}, {attrs['seconds']} s)")
     return 0

@@ -33,7 +33,7 @@ __all__ = ['classification_loss', 'warmup_cosine', 'expected_calibration_error',
            'PredictionWriter', 'read_predictions', 'wandb_offline', 'default_loggers', 'finish_wandb',
            'read_wandb_records', 'read_wandb_history', 'read_wandb_config', 'load_classifier', 'config_dirs',
            'list_configs', 'config_path', 'find_checkpoint', 'link_latest_checkpoints', 'default_precision',
-           'GlitchCLI', 'run_cli', 'fit_command', 'validate_command', 'test_command']
+           'GlitchCLI', 'end_distributed', 'run_cli', 'fit_command', 'validate_command', 'test_command']
 
 # %% ../nbs/08_train.ipynb #29b28fe0
 def classification_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
@@ -706,6 +706,10 @@ class GlitchCLI(LightningCLI):
         kwargs["callbacks"] = callbacks
         return super().instantiate_trainer(**kwargs)
 
+def end_distributed() -> None:
+    "Tear down the torch.distributed process group a DDP run left behind, so the process exits cleanly (gloo aborts otherwise, now and then)."
+    if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
+
 def run_cli(subcommand: str, argv: list[str] | None = None) -> int:
     "Run one LightningCLI subcommand ('fit', 'validate', 'test', 'predict'); after a fit, link <root>/best.ckpt and last.ckpt."
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -714,6 +718,7 @@ def run_cli(subcommand: str, argv: list[str] | None = None) -> int:
         if subcommand == "fit" and cli.trainer.is_global_zero and not cli.trainer.interrupted: link_latest_checkpoints(cli.trainer)
     finally:
         finish_wandb(cli.trainer.loggers)
+        end_distributed()
     return 0
 
 def fit_command(argv: list[str] | None = None) -> int:

@@ -10,11 +10,12 @@ from gravityaudit import train  # noqa: E402
 
 SCRIPT = textwrap.dedent('''
     import sys
-    from gravityaudit.train import GlitchCLI, finish_wandb
+    from gravityaudit.train import GlitchCLI, end_distributed, finish_wandb
     cli = GlitchCLI(args=sys.argv[1:], run=False)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     cli.trainer.predict(cli.model, datamodule=cli.datamodule, return_predictions=False)
     print("RANK", cli.trainer.global_rank, "WORLD", cli.trainer.world_size, "LOGDIR", cli.trainer.log_dir)
+    end_distributed()       # as gravityaudit fit does: without it gloo aborts the exit now and then
 ''')
 
 
