@@ -18,13 +18,13 @@ __all__ = ['LINE_CLASSES', 'CLEAN_CLASSES', 'EXACT_KNN_MAX', 'PHYSICAL_COLUMNS',
            'mean_direction', 'neighbour_graph', 'fit_map', 'default_min_cluster_size', 'fit_clusters',
            'label_mix_pvalue', 'merge_label_fragments', 'cosine_spread', 'end_to_end_extent',
            'typical_neighbour_distance', 'one_d_ordering', 'segments_along', 'continuum_evidence', 'physical_features',
-           'physical_test', 'growth_coordinates', 'physical_growth', 'label_order_association', 'drift_evidence',
-           'decide_failure_mode', 'cluster_evidence', 'issue_features', 'neighbour_indices', 'neighbour_support',
-           'out_of_fold_probabilities', 'find_label_issues', 'nearest_by_cosine', 'novelty_clusters',
-           'novelty_neighbour_share', 'rank_novel', 'TaxonomyAudit', 'read_metadata_table', 'load_embeddings', 'align',
-           'score_against_truth', 'write_report', 'AuditResult', 'write_table', 'log_to_wandb', 'run_audit',
-           'audit_command', 'similar', 'similar_command', 'case_study_run', 'case_inputs', 'pick_case',
-           'segment_relabelling', 'total_intensity']
+           'physical_rule', 'physical_test', 'growth_coordinates', 'physical_growth', 'label_order_association',
+           'drift_evidence', 'decide_failure_mode', 'cluster_evidence', 'physical_parts', 'split_physical_clusters',
+           'judge_parts', 'issue_features', 'neighbour_indices', 'neighbour_support', 'out_of_fold_probabilities',
+           'find_label_issues', 'nearest_by_cosine', 'novelty_clusters', 'novelty_neighbour_share', 'rank_novel',
+           'TaxonomyAudit', 'read_metadata_table', 'load_embeddings', 'align', 'score_against_truth', 'write_report',
+           'AuditResult', 'write_table', 'log_to_wandb', 'run_audit', 'audit_command', 'similar', 'similar_command',
+           'case_study_run', 'case_inputs', 'pick_case', 'segment_relabelling', 'total_intensity']
 
 # %% ../nbs/11_audit.ipynb #420186cf
 @dataclass
@@ -43,6 +43,7 @@ class AuditConfig:
     cluster_selection_epsilon: float = 0.0   # > 0 merges clusters closer than this in the 10-D map (UMAP tears continua into fragments)
     merge_neighbours: int = 3          # mixed clusters among each other's this many nearest clusters may merge (0: never) ...
     merge_pvalue: float = 0.05         # ... when a G-test cannot tell their label mixes apart at this level
+    cut_physical_splits: bool = True   # judge the sides of every physical_split cluster on their own (see split_physical_clusters)
     seed: int = 42
     backend: str = "auto"             # auto | cpu | cuml
     # evidence
@@ -59,7 +60,7 @@ class AuditConfig:
     continuum_r2: float = 0.5         # share of the cluster's map variance explained by the 1-D ordering
     continuum_gap: float = 0.25       # largest gap along the ordering, as a fraction of its range
     compress_extent: float = 0.5      # end-to-end extent relative to the typical distance between neighbouring clusters that counts as "wide"
-    compress_growth: float = 0.5      # |Spearman| of log bandwidth or log duration with the ordering that counts as "the glitches grow along it"
+    compress_growth: float = 0.4      # Spearman of log bandwidth and of log duration with the ordering (both, same direction) that counts as "the glitches grow along it"
     min_segment_size: int = 15        # segments along the ordering hold at least this many glitches
     # label issues (confident learning)
     issue_classifier: str = "logistic"    # logistic | knn
@@ -411,10 +412,14 @@ def physical_features(metadata: pd.DataFrame) -> np.ndarray:
         for name in sorted(set(ifo))[1:]: cols.append((ifo == name).astype(float))
     return np.stack(cols, 1) if cols else np.zeros((len(metadata), 0))
 
+def physical_rule(n: int, seed: int = 0):
+    "The physical test's classifier for `n` glitches: a shallow decision tree (depth 4, leaves of >= max(3, n / 50))."
+    from sklearn.tree import DecisionTreeClassifier
+    return DecisionTreeClassifier(max_depth=4, min_samples_leaf=max(3, n // 50), random_state=seed)
+
 def physical_test(features, labels, folds: int = 5, seed: int = 0) -> dict:
     "Cross-validated accuracy of predicting `labels` from physical `features` against the majority-class rate (labels with >= `folds` glitches)."
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.tree import DecisionTreeClassifier
     labels = np.asarray(labels).astype(str)
     counts = pd.Series(labels).value_counts()
     keep = np.isin(labels, counts.index[counts >= folds])      # too-rare labels cannot be cross-validated: left out
@@ -422,8 +427,7 @@ def physical_test(features, labels, folds: int = 5, seed: int = 0) -> dict:
     majority = float(pd.Series(y).value_counts().iloc[0] / len(y)) if len(y) else np.nan
     if x.shape[1] == 0 or len(set(y)) < 2:
         return dict(physical_accuracy=majority, majority_rate=majority, physical_gain=0.0)
-    tree = DecisionTreeClassifier(max_depth=4, min_samples_leaf=max(3, len(y) // 50), random_state=seed)
-    pred = cross_val_predict(tree, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+    pred = cross_val_predict(physical_rule(len(y), seed), x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
     acc = float(np.mean(pred == y))
     return dict(physical_accuracy=acc, majority_rate=majority, physical_gain=acc - majority)
 
@@ -435,11 +439,13 @@ def growth_coordinates(metadata: pd.DataFrame) -> np.ndarray:
     return physical_features(metadata[[c for c in GROWTH_COLUMNS if c in metadata]])
 
 def physical_growth(position, growth) -> float:
-    "Largest |Spearman correlation| between `position` and each column of `growth`; NaN without a usable column."
+    "Smallest Spearman correlation of `position` with the columns of `growth`, the ordering's direction chosen in its favour; NaN without a usable column."
     from scipy.stats import spearmanr
     growth = np.asarray(growth, dtype=float).reshape(len(position), -1)
-    rho = [abs(spearmanr(position, g)[0]) for g in growth.T if np.std(g) > 0]
-    return float(np.nanmax(rho)) if rho and np.isfinite(rho).any() else float("nan")
+    if np.ptp(position) == 0: return float("nan")
+    rho = np.array([spearmanr(position, g)[0] for g in growth.T if np.ptp(g) > 0], dtype=float)    # a constant column says nothing
+    rho = rho[np.isfinite(rho)]
+    return float(max(rho.min(), (-rho).min())) if len(rho) else float("nan")
 
 # %% ../nbs/11_audit.ipynb #83f0e93f
 def label_order_association(labels, segments) -> tuple[float, float]:
@@ -505,8 +511,8 @@ def decide_failure_mode(evidence: dict, config: AuditConfig | None = None) -> st
 
 # %% ../nbs/11_audit.ipynb #54b18bb8
 def cluster_evidence(cluster_ids, labels, map_coords, unit_vectors, physical, config: AuditConfig | None = None,
-                     orient=None, growth=None) -> tuple[pd.DataFrame, np.ndarray]:
-    "One row of statistics and evidence per cluster (with its failure mode), and each glitch's position along its cluster."
+                     orient=None, growth=None, typical: float | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    "One row of statistics and evidence per cluster (with its failure mode), and each glitch's position along its cluster (`typical`: the neighbour distance that scales extents, default from these clusters)."
     c = config or AuditConfig()
     labels = np.asarray(labels).astype(str)
     position = np.full(len(labels), np.nan)
@@ -531,12 +537,60 @@ def cluster_evidence(cluster_ids, labels, map_coords, unit_vectors, physical, co
     table = pd.DataFrame(rows)
     if len(table) == 0:
         return pd.DataFrame(columns=["cluster", "size", "top_label", "purity", "entropy_bits", "ambiguity", "failure_mode"]), position
-    typical = typical_neighbour_distance(cluster_ids, unit_vectors)
+    typical = typical_neighbour_distance(cluster_ids, unit_vectors) if typical is None else typical
     table["extent_ratio"] = table["extent"] / typical if typical > 0 else 0.0
     table["wide_threshold"] = c.compress_extent
     table.insert(6, "failure_mode", [decide_failure_mode(r, c) for r in table.to_dict("records")])
     table.insert(7, "judged", table["size"] >= c.min_evidence_size)
     return table, position
+
+# %% ../nbs/11_audit.ipynb #fb83c7f7
+def physical_parts(features, labels, min_size: int = 30, folds: int = 5, seed: int = 0) -> np.ndarray:
+    "Part of each glitch (0 = largest) by the physical rule's predicted label, parts below `min_size` dissolved; all 0 when fewer than two remain."
+    labels, x = np.asarray(labels).astype(str), np.asarray(features, dtype=float)
+    counts = pd.Series(labels).value_counts()
+    keep = np.isin(labels, counts.index[counts >= folds])       # as in physical_test
+    if x.ndim != 2 or x.shape[1] == 0 or len(set(labels[keep])) < 2: return np.zeros(len(labels), int)
+    proba = physical_rule(int(keep.sum()), seed).fit(x[keep], labels[keep]).predict_proba(x)
+    active = np.ones(proba.shape[1], bool)
+    while active.sum() >= 2:
+        size = np.bincount(np.where(active, proba, -1).argmax(1), minlength=len(active))
+        small = active & (size < min_size)
+        if not small.any(): break
+        active[np.flatnonzero(small)[np.argmin(size[small])]] = False    # the smallest part goes first
+    if active.sum() < 2: return np.zeros(len(labels), int)
+    part = np.where(active, proba, -1).argmax(1)
+    rank = np.argsort(np.argsort(-np.bincount(part, minlength=len(active)), kind="stable"), kind="stable")
+    return rank[part]
+
+def split_physical_clusters(cluster_ids, clusters: pd.DataFrame, physical, labels, min_size: int = 30, folds: int = 5,
+                            seed: int = 0) -> tuple[np.ndarray, dict]:
+    "Cut each judged `physical_split` cluster into its `physical_parts`: new cluster ids and {part: cluster it was cut from}."
+    cluster_ids, labels = np.asarray(cluster_ids), np.asarray(labels).astype(str)
+    out, split_from = cluster_ids.copy(), {}
+    next_id = int(cluster_ids.max()) + 1 if len(cluster_ids) else 0
+    split = clusters[(clusters.failure_mode == "physical_split") & (clusters["size"] >= min_size)] if len(clusters) else clusters
+    for k in sorted(split.cluster.astype(int)):
+        idx = np.flatnonzero(cluster_ids == k)
+        part = physical_parts(np.asarray(physical)[idx], labels[idx], min_size, folds, seed)
+        if part.max() == 0: continue
+        split_from[k] = k
+        for p in range(1, int(part.max()) + 1):
+            out[idx[part == p]] = next_id
+            split_from[next_id] = k
+            next_id += 1
+    return out, split_from
+
+def judge_parts(cluster_ids, split_from: dict, clusters: pd.DataFrame, position, labels, map_coords, unit_vectors, physical,
+                config: AuditConfig | None = None, orient=None, growth=None, typical: float | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    "The cluster table and positions with the rows of every cut cluster replaced by its parts' (clean parts stay `physical_split`)."
+    if not split_from: return clusters.assign(split_from=pd.array([pd.NA] * len(clusters), dtype="Int64")), position
+    only = np.where(np.isin(cluster_ids, list(split_from)), cluster_ids, -1)
+    parts, part_position = cluster_evidence(only, labels, map_coords, unit_vectors, physical, config, orient, growth, typical)
+    parts.loc[parts.failure_mode == "clean", "failure_mode"] = "physical_split"
+    table = pd.concat([clusters[~clusters.cluster.isin(list(split_from))], parts], ignore_index=True)
+    table["split_from"] = pd.array([split_from.get(int(k), pd.NA) for k in table.cluster], dtype="Int64")
+    return table.sort_values("cluster", kind="stable").reset_index(drop=True), np.where(only >= 0, part_position, position)
 
 # %% ../nbs/11_audit.ipynb #e69ad3aa
 def issue_features(vectors, physical, n_pca: int = 32, seed: int = 0) -> np.ndarray:
@@ -727,9 +781,15 @@ class TaxonomyAudit:
         t = self._tick("merge", t)
         orient = phys[:, 1] if phys.shape[1] > 1 else None      # orient orderings towards growing bandwidth
         growth = growth_coordinates(physical) if isinstance(physical, pd.DataFrame) else None
-        self.clusters_, self.position_ = cluster_evidence(self.cluster_ids_, labels, self.map_, self.unit_, phys, c, orient, growth)
+        typical = typical_neighbour_distance(self.cluster_ids_, self.unit_)
+        self.clusters_, self.position_ = cluster_evidence(self.cluster_ids_, labels, self.map_, self.unit_, phys, c, orient, growth, typical)
+        self.cluster_ids_, self.split_from_ = split_physical_clusters(self.cluster_ids_, self.clusters_, phys, labels, c.min_evidence_size,
+                                                                      c.cv_folds, c.seed) if c.cut_physical_splits else (self.cluster_ids_, {})
+        self.clusters_, self.position_ = judge_parts(self.cluster_ids_, self.split_from_, self.clusters_, self.position_, labels,
+                                                     self.map_, self.unit_, phys, c, orient, growth, typical)
         if len(self.clusters_):
-            self.clusters_["merged_from"] = [";".join(map(str, self.merged_from_[int(k)])) for k in self.clusters_.cluster]
+            sources = {k: self.merged_from_[self.split_from_.get(k, k)] for k in self.clusters_.cluster.astype(int)}
+            self.clusters_["merged_from"] = [";".join(map(str, sources[int(k)])) for k in self.clusters_.cluster]
         t = self._tick("evidence", t)
         modes = dict(zip(self.clusters_.cluster.astype(int), self.clusters_.failure_mode)) if len(self.clusters_) else {}
         self.assignments_ = pd.DataFrame(dict(
@@ -855,9 +915,11 @@ def write_report(out_dir, timings: dict | None = None, truth: dict | None = None
     n, noise = len(a), int((a.cluster < 0).sum())
     merged = clusters[clusters.merged_from.astype(str).str.contains(";")] if "merged_from" in clusters else clusters.iloc[:0]
     n_hdbscan = int(a.hdbscan_cluster.max()) + 1 if "hdbscan_cluster" in a and len(a) else len(clusters)
+    parts = clusters[clusters.split_from.notna()] if "split_from" in clusters else clusters.iloc[:0]
     lines = ["# Taxonomy audit", "",
              f"{n} glitches with {a.label.nunique()} labels; {len(clusters)} clusters ({n_hdbscan} from HDBSCAN, {len(merged)} of them "
-             f"joined from fragments with one label mix); {noise} noise points ({noise / max(n, 1):.1%}).", ""]
+             f"joined from fragments with one label mix, {parts.split_from.nunique()} physical splits cut into {len(parts)} parts judged "
+             f"on their own); {noise} noise points ({noise / max(n, 1):.1%}).", ""]
     counts = clusters.failure_mode.value_counts() if len(clusters) else pd.Series(dtype=int)
     lines += ["## Failure modes", "", "| failure mode | clusters | glitches |", "|---|---|---|"]
     for m in FAILURE_MODES:
@@ -868,6 +930,7 @@ def write_report(out_dir, timings: dict | None = None, truth: dict | None = None
         labels = a[a.cluster == r.cluster].label.value_counts()
         mix = ", ".join(f"{k} {v}" for k, v in labels.head(5).items())
         joined = f"; joined from HDBSCAN clusters {r.merged_from.replace(';', ', ')}" if ";" in str(getattr(r, "merged_from", "")) else ""
+        if pd.notna(getattr(r, "split_from", None)): joined += f"; a part of the physical split of cluster {int(r.split_from)}"
         lines += [f"- **cluster {r.cluster}: {r.failure_mode}** (n = {r.size}, top label {r.top_label}; labels: {mix}{joined}). Evidence: {_fmt_evidence(r)}."]
     if len(flagged) == 0: lines.append("No cluster is flagged.")
     lines += ["", "## Cluster table (ranked by ambiguity)", "", "| cluster | n | top label | purity | entropy (bits) | ambiguity | failure mode |", "|---|---|---|---|---|---|---|"]

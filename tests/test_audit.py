@@ -86,14 +86,36 @@ def test_report_numbers_come_from_the_tables(audited):
     assert f"{len(issues)} glitches" in text
     a = pd.read_csv(d / "out/assignments.csv")
     joined = int(c.merged_from.astype(str).str.contains(";").sum())
-    assert f"{len(c)} clusters ({a.hdbscan_cluster.max() + 1} from HDBSCAN, {joined} of them joined" in text
+    parts = c[c.split_from.notna()]
+    assert (f"{len(c)} clusters ({a.hdbscan_cluster.max() + 1} from HDBSCAN, {joined} of them joined from fragments with one label "
+            f"mix, {parts.split_from.nunique()} physical splits cut into {len(parts)} parts") in text
     top = c.sort_values("ambiguity", ascending=False, kind="stable").head(20)
     assert text.count("(not judged: too small)") == int((top["size"] < A.AuditConfig().min_evidence_size).sum())
     assert c.judged.tolist() == (c["size"] >= A.AuditConfig().min_evidence_size).tolist()
-    for r in c.itertuples():      # every audit cluster is exactly the union of the HDBSCAN clusters it names
-        assert sorted(a[a.cluster == r.cluster].hdbscan_cluster.unique()) == sorted(int(k) for k in str(r.merged_from).split(";"))
+    for r in c.itertuples():      # every audit cluster (or every physical split, over its parts) is exactly the union of the HDBSCAN clusters it names
+        members = a[a.cluster.isin(c.cluster[c.split_from == r.split_from]) if pd.notna(r.split_from) else a.cluster == r.cluster]
+        assert sorted(members.hdbscan_cluster.unique()) == sorted(int(k) for k in str(r.merged_from).split(";"))
+    for r in parts.itertuples():
+        assert r.failure_mode != "clean" and f"a part of the physical split of cluster {int(r.split_from)}" in text
     for r in c[c.failure_mode != "clean"].itertuples():
         assert re.search(rf"cluster {r.cluster}: {r.failure_mode}\*\* \(n = {r.size},", text)
+
+
+def test_physical_split_cut_is_optional(audited):
+    "With cut_physical_splits off, the clusters that were cut are single physical_split clusters holding all their parts."
+    d, _, meta = audited
+    ids, vectors = A.load_embeddings(d / "embeddings.h5")
+    vectors, meta = A.align(ids, vectors, meta)
+    cfg = A.load_config(d / "audit.yaml")
+    cfg.cut_physical_splits = False
+    whole = A.TaxonomyAudit(config=cfg).fit(vectors, meta.label.to_numpy(), meta, ids=ids, label_issues=False)
+    a = pd.read_csv(d / "out/assignments.csv", dtype={"gravityspy_id": str}).set_index("gravityspy_id").loc[whole.ids_]
+    c = pd.read_csv(d / "out/clusters.csv")
+    parts = c[c.split_from.notna()]
+    assert len(parts) >= 2 and whole.clusters_.split_from.isna().all() and not whole.split_from_
+    for k, group in parts.groupby("split_from"):
+        assert whole.clusters_.set_index("cluster").failure_mode[int(k)] == "physical_split"
+        assert set(whole.ids_[whole.cluster_ids_ == int(k)]) == set(a.index[a.cluster.isin(group.cluster)])
 
 
 def test_seeded_and_reproducible():
