@@ -18,13 +18,14 @@ __all__ = ['LINE_CLASSES', 'CLEAN_CLASSES', 'EXACT_KNN_MAX', 'PHYSICAL_COLUMNS',
            'mean_direction', 'neighbour_graph', 'fit_map', 'default_min_cluster_size', 'fit_clusters',
            'label_mix_pvalue', 'merge_label_fragments', 'cosine_spread', 'end_to_end_extent',
            'typical_neighbour_distance', 'one_d_ordering', 'segments_along', 'continuum_evidence', 'physical_features',
-           'physical_rule', 'physical_test', 'growth_coordinates', 'physical_growth', 'label_order_association',
-           'drift_evidence', 'decide_failure_mode', 'cluster_evidence', 'physical_parts', 'split_physical_clusters',
-           'judge_parts', 'issue_features', 'neighbour_indices', 'neighbour_support', 'out_of_fold_probabilities',
-           'find_label_issues', 'nearest_by_cosine', 'novelty_clusters', 'novelty_neighbour_share', 'rank_novel',
-           'TaxonomyAudit', 'read_metadata_table', 'load_embeddings', 'align', 'score_against_truth', 'write_report',
-           'AuditResult', 'write_table', 'log_to_wandb', 'run_audit', 'audit_command', 'similar', 'similar_command',
-           'case_study_run', 'case_inputs', 'pick_case', 'segment_relabelling', 'total_intensity']
+           'common_labels', 'physical_rule', 'physical_test', 'growth_coordinates', 'physical_growth',
+           'label_order_association', 'drift_evidence', 'decide_failure_mode', 'cluster_evidence', 'physical_parts',
+           'split_physical_clusters', 'judge_parts', 'issue_features', 'neighbour_indices', 'neighbour_support',
+           'out_of_fold_probabilities', 'find_label_issues', 'nearest_by_cosine', 'novelty_clusters',
+           'novelty_neighbour_share', 'rank_novel', 'TaxonomyAudit', 'read_metadata_table', 'load_embeddings', 'align',
+           'score_against_truth', 'write_report', 'AuditResult', 'write_table', 'log_to_wandb', 'run_audit',
+           'audit_command', 'similar', 'similar_command', 'case_study_run', 'case_inputs', 'pick_case',
+           'segment_relabelling', 'total_intensity']
 
 # %% ../nbs/11_audit.ipynb #420186cf
 @dataclass
@@ -412,6 +413,11 @@ def physical_features(metadata: pd.DataFrame) -> np.ndarray:
         for name in sorted(set(ifo))[1:]: cols.append((ifo == name).astype(float))
     return np.stack(cols, 1) if cols else np.zeros((len(metadata), 0))
 
+def common_labels(labels, folds: int = 5) -> np.ndarray:
+    "Mask of the glitches whose label is carried by at least `folds` glitches (the ones a `folds`-fold test can use)."
+    counts = pd.Series(np.asarray(labels)).value_counts()
+    return np.isin(labels, counts.index[counts >= folds])
+
 def physical_rule(n: int, seed: int = 0):
     "The physical test's classifier for `n` glitches: a shallow decision tree (depth 4, leaves of >= max(3, n / 50))."
     from sklearn.tree import DecisionTreeClassifier
@@ -421,8 +427,7 @@ def physical_test(features, labels, folds: int = 5, seed: int = 0) -> dict:
     "Cross-validated accuracy of predicting `labels` from physical `features` against the majority-class rate (labels with >= `folds` glitches)."
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     labels = np.asarray(labels).astype(str)
-    counts = pd.Series(labels).value_counts()
-    keep = np.isin(labels, counts.index[counts >= folds])      # too-rare labels cannot be cross-validated: left out
+    keep = common_labels(labels, folds)      # too-rare labels cannot be cross-validated: left out
     y, x = labels[keep], np.asarray(features)[keep]
     majority = float(pd.Series(y).value_counts().iloc[0] / len(y)) if len(y) else np.nan
     if x.shape[1] == 0 or len(set(y)) < 2:
@@ -548,8 +553,7 @@ def cluster_evidence(cluster_ids, labels, map_coords, unit_vectors, physical, co
 def physical_parts(features, labels, min_size: int = 30, folds: int = 5, seed: int = 0) -> np.ndarray:
     "Part of each glitch (0 = largest) by the physical rule's predicted label, parts below `min_size` dissolved; all 0 when fewer than two remain."
     labels, x = np.asarray(labels).astype(str), np.asarray(features, dtype=float)
-    counts = pd.Series(labels).value_counts()
-    keep = np.isin(labels, counts.index[counts >= folds])       # as in physical_test
+    keep = common_labels(labels, folds)
     if x.ndim != 2 or x.shape[1] == 0 or len(set(labels[keep])) < 2: return np.zeros(len(labels), int)
     proba = physical_rule(int(keep.sum()), seed).fit(x[keep], labels[keep]).predict_proba(x)
     active = np.ones(proba.shape[1], bool)
