@@ -14,7 +14,8 @@ from .taxonomy import DURATIONS, IMAGE_SHAPE, SAMPLE_TYPES, check_class
 # %% auto #0
 __all__ = ['N_TIMES', 'SCAN_FREQUENCIES', 'QRANGE', 'FMIN', 'MISMATCH', 'FDURATION', 'FFTLENGTH', 'SEARCH', 'ENERGY_CLIP',
            'scan_times', 'q_values', 'frequency_top', 'tile_frequencies', 'welch_psd', 'whiten', 'RowGroup',
-           'QPlanePlan', 'q_plan', 'omega_scan', 'sine_gaussian', 'reference_scan', 'scan_parser', 'scan_command']
+           'QPlanePlan', 'q_plan', 'omega_scan', 'sine_gaussian', 'reference_scan', 'gwpy_q_transform', 'scan_parser',
+           'scan_command']
 
 # %% ../nbs/02_qscan.ipynb #6f936426
 N_TIMES: int = IMAGE_SHAPE[1]
@@ -221,11 +222,9 @@ class QPlanePlan:
     groups: list
     to_grid: torch.Tensor
 
-def _row_length(frequency: float, q: float, duration: float, half_width: int) -> int:
-    "Inverse-FFT length of a row: gwpy's power-of-two `ntiles`, halved while it still holds the window."
-    ntiles = int(2 ** math.ceil(math.log2(duration * 2 * math.pi * frequency / q / _deltam())))
-    while ntiles % 2 == 0 and ntiles // 2 >= 2 * half_width + 1: ntiles //= 2
-    return ntiles
+def _row_length(frequency: float, q: float, duration: float) -> int:
+    "Inverse-FFT length of a row: gwpy's power-of-two `ntiles` (`QTile.ntiles`)."
+    return int(2 ** math.ceil(math.log2(duration * 2 * math.pi * frequency / q / _deltam())))
 
 def _plane_groups(q: float, frequencies: np.ndarray, n_samples: int, sample_rate: float) -> list:
     "The `RowGroup`s of the Q plane `q` with rows at `frequencies`."
@@ -233,7 +232,7 @@ def _plane_groups(q: float, frequencies: np.ndarray, n_samples: int, sample_rate
     by_length = {}
     for r, f in enumerate(frequencies):
         half = int(f / qprime * duration)
-        by_length.setdefault(_row_length(f, q, duration, half), []).append((r, half, f))
+        by_length.setdefault(_row_length(f, q, duration), []).append((r, half, f))
     groups = []
     for length, items in sorted(by_length.items()):
         bins = np.full((len(items), length), n_bins, dtype=np.int64)
@@ -279,10 +278,8 @@ def _read_times(energy: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
     return torch.lerp(torch.gather(energy, 2, i0), torch.gather(energy, 2, i0 + 1), w)
 
 def _row_median(x: torch.Tensor) -> torch.Tensor:
-    "Median (the lower middle value, as `torch.median`) of each row of `x` (..., n), keeping the last axis."
-    if x.device.type != "cpu": return x.median(dim=-1, keepdim=True).values
-    k = (x.shape[-1] - 1) // 2                   # numpy's introselect is several times faster than torch.median on CPU
-    return torch.from_numpy(np.partition(x.numpy(), k, axis=-1)[..., k:k + 1])
+    "Median of each row of `x` (..., n), keeping the last axis (the mean of the two middle values, as gwpy's `Series.median`)."
+    return _median(x, dim=-1).unsqueeze(-1)
 
 def _plane_energy(spectrum: torch.Tensor, plane: QPlanePlan, centers: torch.Tensor, out_times: torch.Tensor,
                   duration: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -383,6 +380,28 @@ def reference_scan(strain, sample_rate: float, center: float | None = None, dura
         spec = qgram.interpolate(tres=step, fres=None, outseg=(center - d / 2, center + d / 2 - step / 2))
         times, freqs = spec.times.value, spec.frequencies.value
         out[v][rows] = RectBivariateSpline(times, freqs, spec.value)(times, SCAN_FREQUENCIES[rows]).T
+    return np.clip(out, 0, ENERGY_CLIP) / ENERGY_CLIP
+
+# %% ../nbs/02_qscan.ipynb #2e6da6b3
+def gwpy_q_transform(strain, sample_rate: float, center: float | None = None, search: str = "trigger") -> np.ndarray:
+    "The (4, 140, 170) scan of one 1-D segment by gwpy's `TimeSeries.q_transform`, one call per view (slow; for checks)."
+    import warnings
+    from gwpy.timeseries import TimeSeries
+    if search not in ("trigger", "segment"): raise ValueError(f"search must be 'trigger' or 'segment'; got {search!r}")
+    data = TimeSeries(np.asarray(strain, dtype=np.float64), sample_rate=sample_rate, t0=0)
+    c = data.duration.value / 2 if center is None else float(center)
+    where = dict(gps=c, search=SEARCH) if search == "trigger" else {}
+    out = np.zeros((len(DURATIONS), len(SCAN_FREQUENCIES), N_TIMES), np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # "upper frequency ... too high": gwpy lowers it, as intended
+        for v, d in enumerate(DURATIONS):
+            q = data.q_transform(outseg=(c - d / 2, c + d / 2), qrange=QRANGE, frange=(FMIN, float(SCAN_FREQUENCIES[-1])),
+                                 whiten=True, fftlength=FFTLENGTH, overlap=FFTLENGTH / 2, fduration=FDURATION, logf=True,
+                                 fres=len(SCAN_FREQUENCIES), tres=d / N_TIMES, **where)
+            f, value = q.frequencies.value, np.asarray(q.value)[:N_TIMES]          # (times, frequencies)
+            rows = SCAN_FREQUENCIES <= f[-1] * (1 + 1e-9)
+            logf = np.log(SCAN_FREQUENCIES[rows])
+            out[v][rows] = np.stack([np.interp(logf, np.log(f), column) for column in value], 1)
     return np.clip(out, 0, ENERGY_CLIP) / ENERGY_CLIP
 
 # %% ../nbs/02_qscan.ipynb #8fa992bd
