@@ -6,15 +6,16 @@
 from __future__ import annotations
 import math, functools
 import numpy as np
-from .noise import SAMPLE_RATE, detector_psd
+from .noise import SAMPLE_RATE, CAVITY_POLE, detector_psd
 
 # %% auto #0
-__all__ = ['GENERATORS', 'sine_gaussians', 'compact_binary_chirp', 'tone_track', 'band_limited_noise', 'gaussian_envelope',
-           'window_envelope', 'generator', 'blip', 'blip_low_frequency', 'koi_fish', 'tomte', 'repeating_blips',
-           'extremely_loud', 'line_burst', 'power_line', 'violin_mode', 'lines_1080', 'ripples_1400', 'air_compressor',
-           'low_frequency_lines', 'wandering_line', 'whistle', 'scattering_arches', 'scattered_light',
-           'fast_scattering', 'low_frequency_burst', 'light_modulation', 'paired_doves', 'helix', 'scratchy', 'chirp',
-           'no_glitch', 'none_of_the_above']
+__all__ = ['LASER_WAVELENGTH', 'GENERATORS', 'sine_gaussians', 'compact_binary_chirp', 'tone_track', 'band_limited_noise',
+           'gaussian_envelope', 'window_envelope', 'blip_pulse', 'fringe_phase', 'beat_note_frequency', 'generator',
+           'blip', 'blip_low_frequency', 'koi_fish', 'tomte', 'repeating_blips', 'extremely_loud', 'line_burst',
+           'power_line', 'violin_mode', 'lines_1080', 'ripples_1400', 'air_compressor', 'low_frequency_lines',
+           'wandering_line', 'whistle', 'scattering_arches', 'scattered_light', 'fast_scattering',
+           'low_frequency_burst', 'light_modulation', 'paired_doves', 'helix', 'scratchy', 'chirp', 'no_glitch',
+           'none_of_the_above']
 
 # %% ../nbs/05b_glitches.ipynb #e6ab2650
 def sine_gaussians(times, freqs, qs, amps, phases, n: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -82,6 +83,25 @@ def window_envelope(times, start: float, stop: float, taper: float):
     fall = np.clip(((stop + taper) - times) / max(taper, 1e-9), 0, 1)
     return (0.5 - 0.5 * np.cos(np.pi * rise)) * (0.5 - 0.5 * np.cos(np.pi * fall))
 
+# %% ../nbs/05b_glitches.ipynb #9081af27
+LASER_WAVELENGTH: float = 1064e-9
+"Wavelength (m) of the LIGO main laser."
+
+def blip_pulse(times, t0: float, rise: float, decay: float) -> np.ndarray:
+    "A unipolar pulse at `t0` s with exponential rise (time constant `rise` s) and decay (`decay` s)."
+    dt = np.asarray(times, dtype=float) - t0
+    return np.exp(-np.abs(dt) / np.where(dt < 0, rise, decay))
+
+def fringe_phase(times, f_max: float, motion_frequency: float, phase: float = 0.0) -> np.ndarray:
+    "Phase 4 pi x(t) / lambda of light scattered off a surface moving as A sin(2 pi f_m t + phase), A set so that 2 max|v| / lambda = `f_max`."
+    amplitude = f_max * LASER_WAVELENGTH / (4 * np.pi * motion_frequency)
+    return 4 * np.pi * amplitude / LASER_WAVELENGTH * np.sin(2 * np.pi * motion_frequency * np.asarray(times, dtype=float) + phase)
+
+def beat_note_frequency(times, sweep_rate: float, fold: float, t_zero: float) -> np.ndarray:
+    "Beat frequency (Hz) of an oscillator sweeping at `sweep_rate` Hz/s through a reference at `t_zero`, folded at `fold` Hz."
+    x = sweep_rate * (np.asarray(times, dtype=float) - t_zero)
+    return np.abs((x + fold) % (2 * fold) - fold)
+
 # %% ../nbs/05b_glitches.ipynb #ddfbb9c2
 GENERATORS: dict = {}
 "Glitch generators by family name: `fn(rng, noise) -> (waveform, params)`."
@@ -112,31 +132,35 @@ def _sg_batch(noise, times, freqs, qs, weights, rng):
 # %% ../nbs/05b_glitches.ipynb #998c32f9
 @generator("Blip")
 def blip(rng, noise):
-    "Symmetric teardrop: a low-Q sine-Gaussian at ~70-350 Hz, sometimes with a weaker companion a few ms away."
-    f0, q = _logu(rng, 70, 350), rng.uniform(1.5, 5.0)
-    h = _sg(noise, 0.0, f0, q, 1.0, rng)
-    if rng.random() < 0.3: h += _sg(noise, rng.normal(0, 0.003), f0 * rng.uniform(0.6, 1.6), rng.uniform(1.5, 5), rng.uniform(0.3, 0.7), rng)
-    return h, dict(q=q, frequency=f0)
+    "A unipolar pulse of a few ms (rise and decay 0.3-2 ms): a thin teardrop, brightest at tens to ~300 Hz, reaching ~1 kHz."
+    rise, decay = _logu(rng, 0.3e-3, 2e-3), _logu(rng, 0.3e-3, 2e-3)
+    h = rng.choice([-1.0, 1.0]) * noise.unit(blip_pulse(noise.times, 0.0, rise, decay))
+    return h, dict(rise=rise, decay=decay)
+
+def _pulses(rng, noise, times, weights, tau=(0.3e-3, 2e-3)) -> np.ndarray:
+    "Blip pulses of random sign at `times`, each scaled to SNR `weights` in `noise`, time constants log-uniform in `tau`."
+    h = np.zeros(noise.n)
+    for t0, w in zip(np.atleast_1d(times), np.atleast_1d(weights)):
+        h += w * rng.choice([-1.0, 1.0]) * noise.unit(blip_pulse(noise.times, t0, _logu(rng, *tau), _logu(rng, *tau)))
+    return h
 
 @generator("Blip_Low_Frequency")
 def blip_low_frequency(rng, noise):
-    "A blip confined below ~100 Hz: low-Q sine-Gaussian at ~18-55 Hz (O3 class)."
-    f0, q = _logu(rng, 18, 55), rng.uniform(1.5, 4.0)
-    return _sg(noise, 0.0, f0, q, 1.0, rng), dict(q=q, frequency=f0)
+    "A blip confined below ~150 Hz (O3 class): a slower pulse (rise and decay 3-10 ms), loudest tile at ~60-110 Hz."
+    rise, decay = _logu(rng, 3e-3, 10e-3), _logu(rng, 3e-3, 10e-3)
+    return rng.choice([-1.0, 1.0]) * noise.unit(blip_pulse(noise.times, 0.0, rise, decay)), dict(rise=rise, decay=decay)
 
 @generator("Koi_Fish")
 def koi_fish(rng, noise):
-    "A loud blip head (100-400 Hz) with a broadband spike and a low-frequency lobe (the fins)."
-    f0, q = _logu(rng, 100, 400), rng.uniform(1.5, 4.0)
-    h = _sg(noise, 0.0, f0, q, 1.0, rng)
-    h += _sg(noise, rng.normal(0, 0.001), rng.uniform(600, 1500), rng.uniform(1.0, 2.0), rng.uniform(0.2, 0.5), rng)
+    "A loud blip (a pulse of 0.5-3 ms, the head) with a low-frequency lobe at 20-50 Hz (the fins)."
+    h = _pulses(rng, noise, [0.0], [1.0], tau=(0.5e-3, 3e-3))
     h += _sg(noise, rng.normal(0, 0.004), rng.uniform(20, 50), rng.uniform(1.5, 3.5), rng.uniform(0.4, 0.9), rng)
-    return h, dict(q=q, frequency=f0)
+    return h, {}
 
 @generator("Tomte")
 def tomte(rng, noise):
-    "A short low-frequency triangle: sine-Gaussian at ~22-60 Hz with a weaker, higher and shorter companion."
-    f0, q = _logu(rng, 22, 60), rng.uniform(1.5, 4.0)
+    "A short low-frequency triangle: sine-Gaussian at ~20-50 Hz with a weaker, higher and shorter companion."
+    f0, q = _logu(rng, 20, 50), rng.uniform(1.5, 4.0)
     h = _sg(noise, 0.0, f0, q, 1.0, rng)
     h += _sg(noise, rng.normal(0, 0.003), f0 * rng.uniform(1.8, 3.0), rng.uniform(1.5, 3.0), rng.uniform(0.25, 0.5), rng)
     return h, dict(q=q, frequency=f0)
@@ -149,17 +173,16 @@ def repeating_blips(rng, noise):
     centre = int(rng.integers(count))
     times = (np.arange(count) - centre) * spacing * (1 + rng.normal(0, 0.02, count))
     times[centre] = 0.0
-    f0, q = _logu(rng, 70, 300), rng.uniform(1.5, 5.0)
-    h = _sg(noise, times, f0 * rng.uniform(0.85, 1.15, count), q, rng.uniform(0.6, 1.0, count), rng)
-    return h, dict(q=q, frequency=f0, repetitions=count, spacing=spacing, loudness=math.sqrt(count))
+    h = _pulses(rng, noise, times, rng.uniform(0.6, 1.0, count))
+    return h, dict(repetitions=count, spacing=spacing, loudness=math.sqrt(count))
 
 @generator("Extremely_Loud")
 def extremely_loud(rng, noise):
-    "A very loud broadband transient: low-Q core at 150-800 Hz, a low-frequency lobe and a high-frequency spike."
-    f0 = _logu(rng, 150, 800)
+    "A very loud broadband transient: a low-Q core at 30-300 Hz, a low-frequency lobe and a sharp pulse reaching high frequency."
+    f0 = _logu(rng, 30, 300)
     h = _sg(noise, 0.0, f0, rng.uniform(0.8, 2.0), 1.0, rng)
     h += _sg(noise, rng.normal(0, 0.005), rng.uniform(20, 60), rng.uniform(1.0, 3.0), rng.uniform(0.5, 1.2), rng)
-    h += _sg(noise, 0.0, rng.uniform(1000, 1800), 1.0, rng.uniform(0.3, 0.6), rng)
+    h += _pulses(rng, noise, [0.0], [rng.uniform(0.3, 0.6)], tau=(0.3e-3, 1e-3))
     return h, dict(frequency=f0)
 
 # %% ../nbs/05b_glitches.ipynb #2fb18c4e
@@ -182,7 +205,7 @@ def power_line(rng, noise):
 
 @generator("Violin_Mode")
 def violin_mode(rng, noise):
-    "Ringing of a suspension fibre near 500 Hz: fast rise, exponential decay, beating of two close modes, weak harmonics."
+    "Ringing of a suspension fibre near 500 Hz (fast rise, exponential decay, two close modes, weak harmonics); 40 % of the time set off by a low-frequency transient at 20-40 Hz."
     t = noise.times
     f0, tau = rng.uniform(495, 520), _logu(rng, 0.15, 1.2)
     env = np.exp(np.where(t < 0, t / 0.03, -t / tau))
@@ -192,7 +215,9 @@ def violin_mode(rng, noise):
         pair = tone_track(np.full(noise.n, k * f0), env, noise.sample_rate, rng.uniform(0, 6.3)) \
              + rng.uniform(0.3, 1) * tone_track(np.full(noise.n, k * (f0 + rng.uniform(0.5, 3))), env, noise.sample_rate, rng.uniform(0, 6.3))
         h += w * noise.unit(pair)
-    return h, dict(frequency=f0, tau=tau)
+    kicked = rng.random() < 0.4
+    if kicked: h += rng.uniform(0.3, 0.7) * _sg(noise, 0.0, rng.uniform(20, 40), rng.uniform(1.5, 4), 1.0, rng)
+    return h, dict(frequency=f0, tau=tau, kicked=float(kicked))
 
 @generator("1080Lines")
 def lines_1080(rng, noise):
@@ -228,10 +253,10 @@ def air_compressor(rng, noise):
 
 @generator("Low_Frequency_Lines")
 def low_frequency_lines(rng, noise):
-    "One to three steady lines at 11-28 Hz crossing the whole 4 s view."
+    "One to three steady lines at 10-16 Hz crossing the whole 4 s view."
     t = noise.times
     count = int(rng.integers(1, 4))
-    freqs = np.sort(rng.uniform(11, 28, count))
+    freqs = np.sort(np.exp(rng.uniform(np.log(10), np.log(16), count)))
     half = rng.uniform(2.3, 3.2)
     env = window_envelope(t, -half, half, 0.4) * (1 + 0.2 * np.sin(2 * np.pi * t / rng.uniform(2, 6) + rng.uniform(0, 6.3)))
     h = sum(rng.uniform(0.6, 1.0) * noise.unit(tone_track(np.full(noise.n, f), env, noise.sample_rate, rng.uniform(0, 6.3))) for f in freqs)
@@ -251,70 +276,72 @@ def wandering_line(rng, noise):
 
 @generator("Whistle")
 def whistle(rng, noise):
-    "A radio-frequency beat note folding through a line: a narrow V, U or W track at hundreds of Hz to ~2 kHz, 0.2-1 s."
-    t = noise.times
-    shape = str(rng.choice(["V", "U", "W"], p=[.45, .3, .25]))
-    f_low, length = _logu(rng, 150, 700), rng.uniform(0.2, 1.0)
-    f_top = min(f_low * rng.uniform(1.8, 5.0), 1900.0)
-    x = np.clip(2 * (t - rng.uniform(-0.1, 0.1) * length) / length, -1, 1)
-    shape_of = {"V": np.abs(x), "U": x**2, "W": np.abs(2 * np.abs(x) - 1)}
-    freq = f_low + (f_top - f_low) * shape_of[shape]
-    env = window_envelope(t, -length / 2, length / 2, 0.03)
-    return noise.unit(tone_track(freq, env, noise.sample_rate, rng.uniform(0, 6.3))), dict(frequency=f_low, shape=shape, length=length)
+    "A radio-frequency beat note in the readout: an oscillator swept through a reference, folded by aliasing: V and W tracks from near 0 Hz to past 1 kHz, at 250-1250 Hz at the trigger, 0.3-1.6 s between V bottoms."
+    fold = min(_logu(rng, 1500, 3000), 0.45 * noise.sample_rate)
+    spacing = rng.uniform(0.3, 1.6)                              # time between two zeros of the beat
+    rate = 2 * fold / spacing
+    f_now, rising = _logu(rng, 250, 1250), rng.random() < 0.5     # the track at the trigger
+    t_zero = -f_now / rate if rising else f_now / rate
+    start, stop = -rng.uniform(0.15, 0.8), rng.uniform(0.15, 0.8)
+    freq = beat_note_frequency(noise.times, rate, fold, t_zero)
+    readout = np.sqrt(1 + (freq / CAVITY_POLE) ** 2)            # a readout signal in strain units: 1 / sensing function
+    h = tone_track(freq, readout * window_envelope(noise.times, start, stop, 0.05), noise.sample_rate, rng.uniform(0, 2 * np.pi))
+    return noise.unit(h), dict(frequency=f_now, spacing=spacing, length=stop - start)
 
 # %% ../nbs/05b_glitches.ipynb #8859a688
-def scattering_arches(rng, noise, f_max: float, arch_period: float, harmonics: int, half_length: float):
-    "Stacked scattered-light arches: harmonics n = 1..`harmonics` of a scatterer reaching `f_max`, one arch every `arch_period` s."
+def scattering_arches(rng, noise, f_max: float, motion_frequency: float, bounces: int, half_length: float, top: float = 0.0):
+    "Light scattered off a moving surface, `bounces` round trips: arches of fringe frequency n f_max |cos|, one arch top at `top` s."
     t = noise.times
-    period = 2 * arch_period
-    t0 = rng.uniform(0, period)
-    env = window_envelope(t, -half_length, half_length, 0.3)
+    phase = -2 * np.pi * motion_frequency * top                 # x(t) crosses zero at `top`: |v| is largest there
+    env = window_envelope(t, -half_length, half_length, min(0.3, half_length / 3))
     h = np.zeros(noise.n)
-    decay = rng.uniform(0.3, 0.8)
-    for k in range(1, harmonics + 1):
-        phase = 2 * np.pi * k * f_max * period / (2 * np.pi) * np.sin(2 * np.pi * (t - t0) / period)
-        h += decay ** (k - 1) * noise.unit(env * np.sin(phase + rng.uniform(0, 6.3)))
+    ratio = rng.uniform(0.3, 0.8)
+    for k in range(1, bounces + 1):
+        h += ratio ** (k - 1) * noise.unit(env * np.sin(k * fringe_phase(t, f_max, motion_frequency, phase) + rng.uniform(0, 2 * np.pi)))
     return h
 
 @generator("Scattered_Light")
 def scattered_light(rng, noise):
-    "Stacked arches below ~150 Hz repeating every 1-3 s and lasting the whole 4 s view."
-    f_max, arch = _logu(rng, 25, 120), rng.uniform(1.0, 3.0)
-    harmonics = int(rng.integers(1, 6))
-    return scattering_arches(rng, noise, f_max, arch, harmonics, rng.uniform(2.5, 3.3)), dict(frequency=f_max, spacing=arch, repetitions=harmonics)
+    "Light scattered off a surface moving with the microseism (0.1-0.3 Hz): arches lasting seconds, fundamental at 15-45 Hz, 1-4 bounces, across the whole segment."
+    f_max, f_m = _logu(rng, 15, 45), rng.uniform(0.1, 0.3)
+    bounces = int(rng.integers(1, 5))
+    top = rng.uniform(-0.25, 0.25) / (2 * f_m)                   # Omicron triggers near an arch top
+    h = scattering_arches(rng, noise, f_max, f_m, bounces, noise.times[-1], top)
+    return h, dict(frequency=f_max, motion_frequency=f_m, repetitions=bounces)
 
 @generator("Fast_Scattering")
 def fast_scattering(rng, noise):
-    "Short arches below ~60 Hz repeating every 0.2-0.5 s (O3 class)."
-    f_max, arch = rng.uniform(20, 55), rng.uniform(0.2, 0.5)
-    harmonics = int(rng.integers(1, 3))
-    return scattering_arches(rng, noise, f_max, arch, harmonics, rng.uniform(1.0, 2.5)), dict(frequency=f_max, spacing=arch, repetitions=harmonics)
+    "Short arches repeating every 0.2-0.5 s (a surface moving at 1-2.5 Hz), fundamental at 30-90 Hz, 1-2 bounces (O3 class)."
+    f_max, arch = _logu(rng, 30, 90), rng.uniform(0.2, 0.5)
+    bounces = int(rng.integers(1, 3))
+    h = scattering_arches(rng, noise, f_max, 1 / (2 * arch), bounces, rng.uniform(1.0, 2.5), rng.uniform(-0.25, 0.25) * arch)
+    return h, dict(frequency=f_max, spacing=arch, repetitions=bounces)
 
 # %% ../nbs/05b_glitches.ipynb #f9c9f95b
 @generator("Low_Frequency_Burst")
 def low_frequency_burst(rng, noise):
-    "A broad low-frequency hump (10-30 Hz) lasting 1-3 s: band-limited noise under a Gaussian envelope."
-    f0, sigma = rng.uniform(11, 24), rng.uniform(0.25, 0.7)
-    burst = band_limited_noise(rng, noise.n, f0 / 1.5, f0 * 1.4, noise.sample_rate) * gaussian_envelope(noise.times, rng.normal(0, 0.05), sigma)
-    return noise.unit(burst), dict(frequency=f0, sigma=sigma)
+    "The low-frequency noise wall rising for 1-3 s: noise shaped like the detector's own spectrum below 15-30 Hz, under a Gaussian envelope."
+    f_hi, sigma = rng.uniform(15, 30), rng.uniform(0.25, 0.7)
+    white = np.fft.rfft(band_limited_noise(rng, noise.n, 7.0, f_hi, noise.sample_rate))
+    burst = np.fft.irfft(white * np.sqrt(noise.psd), noise.n) * gaussian_envelope(noise.times, rng.normal(0, 0.05), sigma)
+    return noise.unit(burst), dict(frequency=f_hi, sigma=sigma)
 
 @generator("Light_Modulation")
 def light_modulation(rng, noise):
-    "A large low-frequency blob (10-80 Hz, 0.5-2 s) with thin broadband spikes reaching high frequency at a regular spacing (H1)."
-    t = noise.times
-    sigma = rng.uniform(0.2, 0.6)
-    blob = noise.unit(band_limited_noise(rng, noise.n, 10, rng.uniform(50, 90), noise.sample_rate) * gaussian_envelope(t, 0, sigma))
-    count, spacing = int(rng.integers(3, 10)), rng.uniform(0.05, 0.3)
-    times = (np.arange(count) - count // 2) * spacing
-    spikes = _sg(noise, times, rng.uniform(300, 1200, count), rng.uniform(0.8, 1.5, count), rng.uniform(0.15, 0.35, count), rng)
-    return blob + spikes, dict(sigma=sigma, repetitions=count, spacing=spacing)
+    "Loud broadband low-frequency excess (dozens of low-Q bursts at 12-60 Hz over 0.5-1.5 s) pierced by 1-3 thin pulses reaching ~1 kHz (H1)."
+    length, count = rng.uniform(0.5, 1.5), int(rng.integers(20, 60))
+    times = rng.normal(0, length / 4, count)
+    mass = noise.unit(_sg(noise, times, np.exp(rng.uniform(np.log(12), np.log(60), count)), rng.uniform(1.5, 4, count), rng.uniform(0.3, 1.0, count), rng))
+    spikes = int(rng.integers(1, 4))
+    spike_times = np.concatenate([[0.0], rng.uniform(-length / 2, length / 2, spikes - 1)])
+    return mass + _pulses(rng, noise, spike_times, rng.uniform(0.15, 0.35, spikes), tau=(0.2e-3, 0.8e-3)), dict(length=length, repetitions=spikes)
 
 @generator("Paired_Doves")
 def paired_doves(rng, noise):
-    "Pairs of up-and-down sweeps below ~100 Hz, each pair 0.1-0.4 s long, repeating every 0.4-1.2 s (H1)."
+    "Pairs of up-and-down sweeps between 18-26 Hz and 30-45 Hz, each pair 0.1-0.3 s long, repeating every 0.4-1.2 s (H1)."
     t = noise.times
     pairs, spacing = int(rng.integers(2, 5)), rng.uniform(0.4, 1.2)
-    f_lo, f_hi, sweep = rng.uniform(25, 40), rng.uniform(60, 100), rng.uniform(0.06, 0.15)
+    f_lo, f_hi, sweep = rng.uniform(18, 26), rng.uniform(30, 45), rng.uniform(0.06, 0.15)
     freq = np.full(noise.n, f_lo); env = np.zeros(noise.n)
     first = -int(rng.integers(pairs)) * spacing
     for k in range(pairs):
@@ -335,11 +362,11 @@ def helix(rng, noise):
 
 @generator("Scratchy")
 def scratchy(rng, noise):
-    "A jagged broadband texture at 30-500 Hz lasting 0.8-2.5 s: many small low-Q bursts at random times and frequencies."
+    "A jagged texture at 50-300 Hz lasting 0.8-2.5 s: many small bursts of low to high Q (2-40) at random times and frequencies."
     count, length = int(rng.integers(20, 60)), rng.uniform(0.8, 2.5)
     times = rng.uniform(-length / 2, length / 2, count); times[0] = 0.0
-    freqs = np.exp(rng.uniform(np.log(30), np.log(500), count))
-    h = _sg_batch(noise, times, freqs, rng.uniform(2, 8, count), rng.uniform(0.3, 1.0, count), rng)
+    freqs = np.exp(rng.uniform(np.log(50), np.log(300), count))
+    h = _sg_batch(noise, times, freqs, np.exp(rng.uniform(np.log(2), np.log(40), count)), rng.uniform(0.3, 1.0, count), rng)
     return noise.unit(h), dict(repetitions=count, length=length)
 
 @generator("Chirp")

@@ -9,8 +9,8 @@ import numpy as np
 from .taxonomy import IFOS
 
 # %% auto #0
-__all__ = ['SAMPLE_RATE', 'MIN_SEGMENT', 'SEGMENT_DURATION', 'PSD_NAMES', 'aligo_design_psd', 'o3_psd', 'detector_psd',
-           'psd_name', 'NoiseModel', 'noise_model']
+__all__ = ['SAMPLE_RATE', 'MIN_SEGMENT', 'SEGMENT_DURATION', 'PSD_NAMES', 'CAVITY_POLE', 'aligo_design_psd', 'o3_psd',
+           'detector_psd', 'psd_name', 'NoiseModel', 'noise_model']
 
 # %% ../nbs/05a_noise.ipynb #68b307d9
 SAMPLE_RATE: int = 8192
@@ -29,7 +29,10 @@ _LINES = {  # (frequency Hz, ASD height over the continuum, half width Hz)
     "o3_h1": [(60, 8, .3), (120, 4, .3), (180, 3, .3), (500, 6, 1.5), (1000, 3, 2.), (410.3, 5, .1), (1083.7, 5, .1), (17.1, 3, .1)],
     "o3_l1": [(60, 6, .3), (120, 3, .3), (180, 2, .3), (505, 6, 1.5), (1010, 3, 2.), (434.9, 5, .1), (1083.1, 5, .1), (16.9, 3, .1)],
 }
-_O3_SCALE = {"o3_h1": 2.2, "o3_l1": 1.8}  # ASD above design in the bucket (H1 ~110 Mpc, L1 ~130 Mpc in O3)
+_O3_SCALE = {"o3_h1": 2.2, "o3_l1": 1.8}  # low-frequency ASD above design (H1 ~110 Mpc, L1 ~130 Mpc in O3)
+_O3_SHOT = {"o3_h1": 6.5e-24, "o3_l1": 6.2e-24}  # shot-noise ASD (1/sqrt(Hz)) below the cavity pole
+CAVITY_POLE: float = 410.0
+"Coupled-cavity pole (Hz) of the LIGO arms in O3: above it a signal entering at the readout grows as f in strain units."
 
 def aligo_design_psd(f):
     "One-sided PSD (1/Hz) of the aLIGO design sensitivity: Ajith's analytic fit, held flat below 8 Hz."
@@ -37,11 +40,13 @@ def aligo_design_psd(f):
     return 1e-49 * (x**-4.14 - 5 * x**-2 + 111 * (1 - x**2 + x**4 / 2) / (1 + x**2 / 2))
 
 def o3_psd(f, ifo: str = "H1"):
-    "One-sided PSD (1/Hz) of an O3-like curve for `ifo`: scaled design, low-frequency wall and narrow lines."
+    "One-sided PSD (1/Hz) of an O3-like curve for `ifo`: scaled low-frequency design noise with its wall, a shot-noise floor, narrow lines."
     name = f"o3_{ifo.lower()}"
     if name not in _O3_SCALE: raise ValueError(f"ifo: unknown detector {ifo!r}; expected one of {IFOS}")
     f = np.asarray(f, dtype=float); fc = np.maximum(f, 8.0)
-    asd = np.sqrt(aligo_design_psd(f)) * _O3_SCALE[name] * np.sqrt(1 + (35.0 / fc) ** 8)
+    low = np.sqrt(aligo_design_psd(f)) * _O3_SCALE[name] * np.sqrt(1 + (35.0 / fc) ** 8) / np.sqrt(1 + (fc / 100.0) ** 4)
+    shot = _O3_SHOT[name] * np.sqrt(1 + (fc / CAVITY_POLE) ** 2)
+    asd = np.sqrt(low ** 2 + shot ** 2)
     lines = sum(h * np.exp(-0.5 * ((f - f0) / w) ** 2) for f0, h, w in _LINES[name])
     return (asd * (1 + lines)) ** 2
 

@@ -283,10 +283,11 @@ def _row_median(x: torch.Tensor) -> torch.Tensor:
 
 def _plane_energy(spectrum: torch.Tensor, plane: QPlanePlan, centers: torch.Tensor, out_times: torch.Tensor,
                   duration: float) -> tuple[torch.Tensor, torch.Tensor]:
-    "Normalised energy of one plane's rows at `out_times` (B, P) -> (B, rows, P), and the plane's peak near each centre."
+    "Normalised energy of one plane's rows at `out_times` (B, P) -> (B, rows, P), and the plane's loudest tile near each centre (energy, frequency)."
     B, dev = spectrum.shape[0], spectrum.device
     tiles = torch.empty(B, len(plane.frequencies), out_times.shape[1], device=dev)
-    peak = torch.zeros(B, device=dev)
+    peak, peak_frequency = torch.zeros(B, device=dev), torch.zeros(B, device=dev)
+    frequencies = torch.from_numpy(plane.frequencies).to(dev, torch.float32)
     for g in plane.groups:
         R, n = len(g.rows), g.length
         band = spectrum.index_select(1, g.bins.to(dev)).view(B, R, n, 2) * g.window.to(dev)[..., None]
@@ -296,12 +297,15 @@ def _plane_energy(spectrum: torch.Tensor, plane: QPlanePlan, centers: torch.Tens
         width = int(math.ceil(SEARCH * n / duration)) + 1
         first = torch.ceil((centers - SEARCH / 2) * (n / duration)).long().clamp(0, n - width)
         near = torch.gather(energy, 2, (first[:, None] + torch.arange(width, device=dev))[:, None, :].expand(-1, R, -1))
-        peak = torch.maximum(peak, (near / median).amax(dim=(1, 2)))
+        loudest, row = (near / median).amax(dim=2).max(dim=1)
+        louder = loudest > peak
+        peak = torch.where(louder, loudest, peak)
+        peak_frequency = torch.where(louder, frequencies[g.rows.to(dev)][row], peak_frequency)
         tiles[:, g.rows.to(dev)] = _read_times(energy, (out_times * (n / duration)).float()) / median
-    return tiles, peak
+    return tiles, (peak, peak_frequency)
 
-def _scan_spectrum(spectrum: torch.Tensor, n: int, sample_rate: float, centers: torch.Tensor, durations) -> torch.Tensor:
-    "Scans (B, V, 140, 170) around `centers` (B,) seconds of whitened rows of `n` samples given by their rFFT `spectrum`."
+def _scan_spectrum(spectrum: torch.Tensor, n: int, sample_rate: float, centers: torch.Tensor, durations) -> tuple[torch.Tensor, torch.Tensor]:
+    "Scans (B, V, 140, 170) around `centers` (B,) seconds of whitened rows of `n` samples given by their rFFT `spectrum`, and the loudest tile's (energy, frequency), each (B,)."
     B = spectrum.shape[0]
     duration, dev = n / sample_rate, spectrum.device
     spectrum = torch.view_as_real(torch.cat([spectrum.to(torch.complex64), spectrum.new_zeros(B, 1, dtype=torch.complex64)], -1))   # + a zero bin
@@ -309,7 +313,9 @@ def _scan_spectrum(spectrum: torch.Tensor, n: int, sample_rate: float, centers: 
     out_times = centers[:, None] + offsets[None, :]
     planes, grid_rows = q_plan(n, float(sample_rate))
     tiles, peaks = zip(*[_plane_energy(spectrum, plane, centers, out_times, duration) for plane in planes])
-    chosen = torch.stack(peaks, 1).argmax(1)           # the first loudest plane, as gwpy (strictly louder wins)
+    peak_frequencies = torch.stack([f for _, f in peaks], 1)
+    peaks = torch.stack([e for e, _ in peaks], 1)
+    chosen = peaks.argmax(1)                           # the first loudest plane, as gwpy (strictly louder wins)
     best = torch.zeros(B, len(grid_rows), offsets.numel(), device=dev)
     for p, plane in enumerate(planes):
         rows = torch.nonzero(chosen == p).flatten()
@@ -317,7 +323,8 @@ def _scan_spectrum(spectrum: torch.Tensor, n: int, sample_rate: float, centers: 
     scans = torch.zeros(B, len(SCAN_FREQUENCIES), offsets.numel(), device=dev)
     scans[:, torch.from_numpy(grid_rows).to(dev)] = best
     scans = scans.view(B, len(SCAN_FREQUENCIES), len(durations), N_TIMES).permute(0, 2, 1, 3)
-    return (scans.clamp(0, ENERGY_CLIP) / ENERGY_CLIP).contiguous()
+    loudest = (peaks.amax(1), peak_frequencies.gather(1, chosen[:, None])[:, 0])
+    return (scans.clamp(0, ENERGY_CLIP) / ENERGY_CLIP).contiguous(), loudest
 
 # %% ../nbs/02_qscan.ipynb #b63ac2cf
 def _centers(center, batch: int, duration: float, durations, sample_rate: float) -> torch.Tensor:
@@ -334,8 +341,8 @@ def _centers(center, batch: int, duration: float, durations, sample_rate: float)
                              f"plus {FDURATION / 2:g} s of whitening margin needs {margin:g} <= center <= {duration - margin:g}")
     return torch.from_numpy(c)
 
-def omega_scan(strain, sample_rate: float, center=None, durations=DURATIONS, chunk: int = 64):
-    "Omega scans (V, 140, 170) or (B, V, 140, 170) float32 in [0, 1], row 0 = 10 Hz, of 1-D or 2-D `strain`."
+def omega_scan(strain, sample_rate: float, center=None, durations=DURATIONS, chunk: int = 64, with_peak: bool = False):
+    "Omega scans (V, 140, 170) or (B, V, 140, 170) float32 in [0, 1], row 0 = 10 Hz, of 1-D or 2-D `strain` (and their loudest tile)."
     x, single, to_numpy, device = _as_rows(strain)
     sr = _check_sample_rate(sample_rate)
     durations = tuple(float(d) for d in durations)
@@ -345,9 +352,13 @@ def omega_scan(strain, sample_rate: float, center=None, durations=DURATIONS, chu
         raise ValueError(f"strain segments of {n / sr:.2f} s are too short: the {max(durations):g} s view plus "
                          f"{FDURATION / 2:g} s of whitening margin at each end needs at least {need:g} s ({int(need * sr)} samples at {sr:g} Hz)")
     centers = _centers(center, x.shape[0], n / sr, durations, sr).to(x.device)
-    scans = [_scan_spectrum(_whitened_spectrum(x[i:i + chunk], sr), n, sr, centers[i:i + chunk], durations)
+    parts = [_scan_spectrum(_whitened_spectrum(x[i:i + chunk], sr), n, sr, centers[i:i + chunk], durations)
              for i in range(0, x.shape[0], chunk)]
-    return _back(torch.cat(scans), single, to_numpy, device)
+    scans = _back(torch.cat([s for s, _ in parts]), single, to_numpy, device)
+    if not with_peak: return scans
+    energy, frequency = (torch.cat([p[k] for _, p in parts]) for k in (0, 1))
+    return scans, dict(snr=_back(energy.mul(2).sqrt(), single, to_numpy, device),          # gwpy's and Omicron's sqrt(2 Z)
+                       frequency=_back(frequency, single, to_numpy, device))
 
 # %% ../nbs/02_qscan.ipynb #f1a1ff66
 def sine_gaussian(n_samples: int, sample_rate: float, frequency: float, q: float, t0: float | None = None) -> np.ndarray:
@@ -382,7 +393,7 @@ def reference_scan(strain, sample_rate: float, center: float | None = None, dura
         out[v][rows] = RectBivariateSpline(times, freqs, spec.value)(times, SCAN_FREQUENCIES[rows]).T
     return np.clip(out, 0, ENERGY_CLIP) / ENERGY_CLIP
 
-# %% ../nbs/02_qscan.ipynb #2e6da6b3
+# %% ../nbs/02_qscan.ipynb #ad931a81
 def gwpy_q_transform(strain, sample_rate: float, center: float | None = None, search: str = "trigger") -> np.ndarray:
     "The (4, 140, 170) scan of one 1-D segment by gwpy's `TimeSeries.q_transform`, one call per view (slow; for checks)."
     import warnings

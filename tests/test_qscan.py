@@ -244,3 +244,25 @@ def test_real_o3a_strain_matches_gwpy_q_transform():
     for k in (0, 2):
         r = np.corrcoef(ours[k].ravel(), gwpy_q_transform(real["strain"][k], fs, search="segment").ravel())[0, 1]
         assert r >= 0.95, f"{real['label'][k]}: r = {r:.3f} against gwpy without a trigger time"
+
+
+def test_tile_snr_is_gwpys_peak():
+    "omega_scan(..., with_peak=True) reports sqrt(2 Z) and the frequency of the loudest tile near the trigger, as gwpy's QGram.peak."
+    import warnings
+    from pathlib import Path
+    from gwpy.timeseries import TimeSeries
+    from gwpy.segments import Segment
+    from gwpy.signal.qtransform import q_scan
+    real = np.load(Path(__file__).parent / "real_strain" / "o3a_glitches.npz")
+    fs = float(real["sample_rate"])
+    scans, peak = omega_scan(real["strain"], fs, with_peak=True)
+    test_scans = omega_scan(real["strain"], fs)
+    np.testing.assert_array_equal(scans, test_scans)
+    for x, ours, frequency in zip(real["strain"], peak["snr"], peak["frequency"]):
+        data = TimeSeries(x.astype(np.float64), sample_rate=fs, t0=0)
+        white = data.whiten(asd=data.asd(2, 1, window="hann", method="median"), fduration=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            qgram, _ = q_scan(white, qrange=(4, 64), frange=(10, 2048), search=Segment(3.75, 4.25))
+        assert abs(ours / qgram.peak["snr"] - 1) < 0.05, (ours, qgram.peak["snr"])
+        assert abs(frequency / qgram.peak["frequency"] - 1) < 0.1, (frequency, qgram.peak["frequency"])
