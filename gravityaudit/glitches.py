@@ -83,7 +83,7 @@ def window_envelope(times, start: float, stop: float, taper: float):
     fall = np.clip(((stop + taper) - times) / max(taper, 1e-9), 0, 1)
     return (0.5 - 0.5 * np.cos(np.pi * rise)) * (0.5 - 0.5 * np.cos(np.pi * fall))
 
-# %% ../nbs/05b_glitches.ipynb #9081af27
+# %% ../nbs/05b_glitches.ipynb #bccafff0
 LASER_WAVELENGTH: float = 1064e-9
 "Wavelength (m) of the LIGO main laser."
 

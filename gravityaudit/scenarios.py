@@ -30,7 +30,7 @@ def ringing_line(rng, noise, frequency: float = 60.0):
 
 def continuum_shape(c: float) -> dict:
     "Envelope width (s), band edges factor and SNR factor of the blip continuum at coordinate `c`."
-    return dict(sigma=0.004 * 30.0**c, spread=1.3 * 3.5**c, loudness=1.0 + 3.0 * c)
+    return dict(sigma=0.004 * 30.0**c, spread=1.3 * 6.0**c, loudness=1.0 + 3.0 * c)
 
 @generator("blip_continuum")
 def blip_continuum(rng, noise, continuum_coord: float = 0.0):

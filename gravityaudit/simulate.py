@@ -452,12 +452,12 @@ CLASS_BANDS: dict[str, dict[str, tuple[float, float]]] = {
     "Tomte":               dict(peak_frequency=(10, 100),    duration=(0.0, 0.5)),
     "Repeating_Blips":     dict(peak_frequency=(30, 500),    duration=(0.0, 0.25)),
     "Chirp":               dict(peak_frequency=(30, 500),    duration=(0.02, 3.0)),
-    "Whistle":             dict(peak_frequency=(100, 2048),  span=(0.05, 1.5)),
+    "Whistle":             dict(peak_frequency=(100, 2048),  span=(0.0, 2.5)),    # O3: often faint (no smoothed excess), V pairs up to ~2 s
     "Scattered_Light":     dict(peak_frequency=(10, 150),    span=(1.0, 4.0)),
     "Fast_Scattering":     dict(peak_frequency=(10, 70),     span=(0.3, 4.0)),
     "Air_Compressor":      dict(peak_frequency=(35, 70),     duration=(0.4, 4.0)),
     "Power_Line":          dict(peak_frequency=(50, 200),    duration=(0.05, 4.0)),
-    "Violin_Mode":         dict(peak_frequency=(450, 1600),  duration=(0.05, 4.0)),
+    "Violin_Mode":         dict(peak_frequency=(15, 1600),   duration=(0.05, 4.0)),   # O3: half the triggers on a 26-32 Hz kick
     "1080Lines":           dict(peak_frequency=(1000, 1150), duration=(0.01, 1.0)),
     "1400Ripples":         dict(peak_frequency=(1300, 1600), duration=(0.0, 0.5)),
     "Low_Frequency_Lines": dict(peak_frequency=(10, 32),     span=(2.0, 4.0)),
@@ -495,8 +495,8 @@ def _split_time(t: float) -> tuple[int, int]:
     "Whole GPS seconds and nanoseconds of time `t` (to 0.1 ms, the precision of simulated times)."
     s = int(math.floor(t)); return s, int(round((t - s) * 1e4)) * 10**5
 
-def metadata_row(plan_row: dict, info: dict, measured: dict) -> dict:
-    "One metadata row in the Gravity Spy columns plus the truth, for a planned glitch, what was injected and what the scan shows."
+def metadata_row(plan_row: dict, info: dict, measured: dict, tile_frequency: float = np.nan) -> dict:
+    "One metadata row in the Gravity Spy columns plus the truth, for a planned glitch, what was injected, what the scan shows and its loudest tile's frequency."
     import json
     injected = plan_row["true_family"] != "No_Glitch"
     duration = info["duration"] if injected else measured["duration"]
@@ -509,7 +509,7 @@ def metadata_row(plan_row: dict, info: dict, measured: dict) -> dict:
     return dict(
         event_time=t, ifo=plan_row["ifo"], peak_time=peak_s, peak_time_ns=peak_ns, start_time=start_s, start_time_ns=start_ns,
         duration=duration, search="simulation", process_id=0, event_id=int(plan_row["index"]),
-        peak_frequency=measured["peak_frequency"], central_freq=central, bandwidth=bandwidth, channel=f"{plan_row['ifo']}:GDS-CALIB_STRAIN",
+        peak_frequency=tile_frequency if np.isfinite(tile_frequency) else measured["peak_frequency"], central_freq=central, bandwidth=bandwidth, channel=f"{plan_row['ifo']}:GDS-CALIB_STRAIN",
         amplitude=info["amplitude"], snr=snr, confidence=np.nan, chisq=np.nan, chisq_dof=np.nan, param_one_name="", param_one_value=np.nan,
         gravityspy_id=plan_row["gravityspy_id"], label=plan_row["label"], sample_type=plan_row["sample_type"], url1="", url2="", url3="", url4="",
         true_family=plan_row["true_family"], scenario=plan_row["scenario"], label_is_noise=bool(plan_row["label_is_noise"]),
@@ -521,8 +521,10 @@ def simulate_batch(rows: list[dict], config: SimulationConfig) -> tuple[np.ndarr
     "Strain, omega scans and metadata for a batch of planned rows: (images (B, 4, 140, 170) in image orientation, metadata rows)."
     from gravityaudit.qscan import omega_scan, SCAN_FREQUENCIES
     made = [synthesize(r, config) for r in rows]
-    scans = np.asarray(omega_scan(np.stack([s for s, _ in made]), config.sample_rate), dtype=np.float32)
-    meta = [metadata_row(r, info, measure_scan(scan, SCAN_FREQUENCIES)) for r, (_, info), scan in zip(rows, made, scans)]
+    scans, peak = omega_scan(np.stack([s for s, _ in made]), config.sample_rate, with_peak=True)
+    scans = np.asarray(scans, dtype=np.float32)
+    meta = [metadata_row(r, info, measure_scan(scan, SCAN_FREQUENCIES), float(f))
+            for r, (_, info), scan, f in zip(rows, made, scans, peak["frequency"])]
     return scan_to_image(scans), meta
 
 def simulate_packed(rows: list[dict], config: SimulationConfig) -> tuple[list, list[dict]]:

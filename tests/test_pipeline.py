@@ -84,3 +84,20 @@ vars:
     assert (tmp_path / "run/slow/b.txt").read_text() == "b" and not (tmp_path / "run/slow.partial").exists()
     timings = pd.read_csv(tmp_path / "run/timings.csv")
     assert dict(zip(timings.step, timings.status)) == {"quick": "skipped", "slow": "ran"}
+
+
+def test_open_data_classifier_needs_no_profile_warning(tmp_path):
+    "configs/pipeline/open_data_classifier.yaml (shrunk) gives a checkpoint that takes 8 s of 4096 Hz strain without a warning."
+    import warnings
+    from gravityaudit.classify import classify_strain, ScanProfileWarning
+    out = tmp_path / "run"
+    argv = CLI + ["pipeline", "--config", "configs/pipeline/open_data_classifier.yaml", "--out", str(out), "--set", "n_glitches=66"]
+    env = {**os.environ, "WANDB_MODE": "offline", "MPLBACKEND": "Agg"}
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "checkpoint for 8 s of 4096 Hz strain" in proc.stdout
+    real = np.load(ROOT / "tests" / "real_strain" / "o3a_glitches.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScanProfileWarning)
+        table = classify_strain(out / "fit" / "best.ckpt", real["strain"], float(real["sample_rate"]))
+    assert len(table) == 3 and table.confidence.between(0, 1).all()

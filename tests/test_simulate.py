@@ -197,7 +197,8 @@ def test_extremely_loud_saturates_the_plane(uniform_set):
 
 def test_scan_peak_frequency_tracks_injection(uniform_set):
     _, meta = uniform_set
-    narrow = meta[meta.true_family.isin(["Power_Line", "Violin_Mode", "Air_Compressor", "1080Lines", "Whistle", "Blip"])]
+    # (Violin_Mode is left out: as in O3, a share of them trigger on the low-frequency kick, not on the ringing)
+    narrow = meta[meta.true_family.isin(["Power_Line", "Air_Compressor", "1080Lines", "Whistle", "Blip"])]
     ratio = narrow.peak_frequency / narrow.central_freq
     assert ratio.between(0.5, 2).mean() >= 0.9
     assert stats.spearmanr(meta.snr[meta.true_family == "Blip"], meta.measured_bandwidth[meta.true_family == "Blip"]).statistic > 0
