@@ -97,8 +97,11 @@ def _median(x: torch.Tensor, dim: int) -> torch.Tensor:
     m = x.shape[dim]
     middle = [(m - 1) // 2] if m % 2 else [m // 2 - 1, m // 2]
     if x.device.type == "cpu":                 # numpy's introselect: ~3x faster than a torch sort on CPU
-        part = np.partition(x.numpy(), middle, axis=dim)
-        return torch.from_numpy(np.take(part, middle, axis=dim).mean(axis=dim, dtype=part.dtype))
+        part = np.partition(x.numpy(), middle[-1], axis=dim)
+        upper = np.take(part, middle[-1], axis=dim)
+        if m % 2: return torch.from_numpy(upper)
+        lower = np.take(part, np.arange(middle[-1]), axis=dim).max(axis=dim)   # the largest of the lower half
+        return torch.from_numpy((lower + upper) / np.asarray(2, dtype=part.dtype))
     s = x.sort(dim=dim).values
     return s.index_select(dim, torch.tensor(middle, device=x.device)).mean(dim)
 
