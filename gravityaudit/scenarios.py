@@ -6,7 +6,7 @@
 from __future__ import annotations
 import math
 import numpy as np
-from .glitches import (GENERATORS, generator, _logu, _sg, _sg_batch, _pulses, line_burst, tone_track, band_limited_noise, gaussian_envelope, compact_binary_chirp)
+from .glitches import (GENERATORS, generator, _logu, _sg, _sg_batch, line_burst, tone_track, band_limited_noise, gaussian_envelope, compact_binary_chirp)
 
 # %% auto #0
 __all__ = ['line_burst_family', 'ringing_line', 'continuum_shape', 'blip_continuum', 'drift_shape', 'drift_manifold', 'tone_comb',
@@ -30,7 +30,7 @@ def ringing_line(rng, noise, frequency: float = 60.0):
 
 def continuum_shape(c: float) -> dict:
     "Envelope width (s), band edges factor and SNR factor of the blip continuum at coordinate `c`."
-    return dict(sigma=0.004 * 30.0**c, spread=1.3 * 6.0**c, loudness=1.0 + 3.0 * c)
+    return dict(sigma=0.004 * 30.0**c, spread=1.3 * 3.5**c, loudness=1.0 + 3.0 * c)
 
 @generator("blip_continuum")
 def blip_continuum(rng, noise, continuum_coord: float = 0.0):
@@ -38,7 +38,7 @@ def blip_continuum(rng, noise, continuum_coord: float = 0.0):
     c = float(continuum_coord)
     shape = continuum_shape(c)
     f0 = _logu(rng, 90, 250)
-    core = _pulses(rng, noise, [0.0], [1.0])                     # a Blip at c = 0
+    core = _sg(noise, 0.0, f0, rng.uniform(2, 4), 1.0, rng)
     sigma = shape["sigma"] * rng.uniform(0.85, 1.15)
     lo, hi = max(f0 / shape["spread"], 15.0), min(f0 * shape["spread"], 1800.0)
     smear = noise.unit(band_limited_noise(rng, noise.n, lo, hi, noise.sample_rate) * gaussian_envelope(noise.times, 0.0, sigma))
