@@ -12,7 +12,7 @@ set, the training run with its best checkpoint, and `real_predictions.csv`. A re
 is already complete (`--resimulate` to make it again). Runs in under ~30 minutes on 2 CPU cores at its defaults.
 
     python benchmarks/sim_to_real.py [--real PATH] [--n N] [--config demo] [--out runs/sim_to_real] [--seed S]
-           [--max-epochs E] [--resimulate]
+           [--max-epochs E] [--resimulate] [--workers W]
 """
 from __future__ import annotations
 import argparse, os, sys, time
@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=2026, help="simulation seed")
     p.add_argument("--max-epochs", type=int, help="override the config's max_epochs")
     p.add_argument("--resimulate", action="store_true", help="simulate again even if the set exists")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="simulation worker processes (default: every core)")
     a = p.parse_args(argv)
     if not a.real.is_file(): p.error(f"--real {a.real} does not exist")
     sys.path.insert(0, str(Path(__file__).parent))
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
     times = {}
     t0 = time.perf_counter()
     if a.resimulate or not (sim / "metadata.csv").is_file():
-        simulate(sim, n_glitches=n, balance="gravityspy", seed=a.seed, config=a.simulation, scenarios=False)
+        simulate(sim, n_glitches=n, balance="gravityspy", seed=a.seed, config=a.simulation, scenarios=False, workers=a.workers)
     times["simulate"] = time.perf_counter() - t0
     run = a.out / "train"
     result = train_and_test(a.config, sim / "dataset.h5", run, a.max_epochs, [])
