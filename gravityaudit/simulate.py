@@ -37,7 +37,7 @@ DEFAULT_SNR: dict[str, tuple[float, float]] = {
     "Blip": (7.5, 100), "Blip_Low_Frequency": (7.5, 60), "Koi_Fish": (80, 2000), "Tomte": (8, 80),
     "Repeating_Blips": (15, 150), "Extremely_Loud": (200, 5000), "Power_Line": (15, 150), "Violin_Mode": (25, 250),
     "1080Lines": (25, 150), "1400Ripples": (12, 100), "Air_Compressor": (30, 300), "Low_Frequency_Lines": (80, 800),
-    "Wandering_Line": (250, 2000), "Whistle": (20, 500), "Scattered_Light": (25, 800), "Fast_Scattering": (30, 300),
+    "Wandering_Line": (250, 2000), "Whistle": (20, 500), "Scattered_Light": (60, 800), "Fast_Scattering": (30, 300),
     "Low_Frequency_Burst": (25, 250), "Light_Modulation": (100, 2000), "Paired_Doves": (20, 200), "Helix": (20, 150),
     "Scratchy": (30, 400), "Chirp": (15, 150), "No_Glitch": (0, 0), "None_of_the_Above": (8, 200),
     "line_burst": (20, 200), "ringing_line": (20, 200), "blip_continuum": (8, 60), "drift_manifold": (8, 80), "tone_comb": (15, 150), "double_chirp": (15, 100)}
