@@ -14,8 +14,8 @@ from .taxonomy import DURATIONS, IMAGE_SHAPE, SAMPLE_TYPES, check_class
 # %% auto #0
 __all__ = ['N_TIMES', 'SCAN_FREQUENCIES', 'QRANGE', 'FMIN', 'MISMATCH', 'FDURATION', 'FFTLENGTH', 'SEARCH', 'ENERGY_CLIP',
            'scan_times', 'q_values', 'frequency_top', 'tile_frequencies', 'welch_psd', 'whiten', 'RowGroup',
-           'QPlanePlan', 'q_plan', 'omega_scan', 'sine_gaussian', 'reference_scan', 'gwpy_q_transform', 'scan_parser',
-           'scan_command']
+           'QPlanePlan', 'q_plan', 'omega_scan', 'sine_gaussian', 'reference_scan', 'gwpy_q_transform', 'measure_scan',
+           'excess_fraction', 'scan_parser', 'scan_command']
 
 # %% ../nbs/02_qscan.ipynb #6f936426
 N_TIMES: int = IMAGE_SHAPE[1]
@@ -417,6 +417,59 @@ def gwpy_q_transform(strain, sample_rate: float, center: float | None = None, se
             logf = np.log(SCAN_FREQUENCIES[rows])
             out[v][rows] = np.stack([np.interp(logf, np.log(f), column) for column in value], 1)
     return np.clip(out, 0, ENERGY_CLIP) / ENERGY_CLIP
+
+# %% ../nbs/02_qscan.ipynb #fed86764
+def _run_around(active, i) -> tuple[int, int]:
+    "First and last index of the run of True in `active` that contains index `i` (i, i when `active[i]` is False)."
+    if not active[i]: return i, i
+    lo, hi = i, i
+    while lo > 0 and active[lo - 1]: lo -= 1
+    while hi < len(active) - 1 and active[hi + 1]: hi += 1
+    return lo, hi
+
+def measure_scan(scan, frequencies=None, threshold: float = 18.0) -> dict:
+    "Peak frequency (Hz), peak time (s from centre), duration, bandwidth and span (s, Hz, s) and loudest smoothed energy of the excess in one (4, 140, 170) scan."
+    from scipy.ndimage import uniform_filter
+    freqs = np.asarray(SCAN_FREQUENCIES if frequencies is None else frequencies, dtype=float)
+    energy = uniform_filter(np.asarray(scan, dtype=np.float32) * ENERGY_CLIP, size=(1, 3, 3), mode="nearest")
+    view = energy[1]
+    peak = view.max()
+    if not peak > 0: return dict(peak_frequency=np.nan, peak_time=np.nan, duration=0.0, bandwidth=0.0, span=0.0, peak_energy=0.0)
+    from scipy.ndimage import label as connected
+    r0, c0 = np.unravel_index(np.argmax(view), view.shape)
+    parts, _ = connected(view >= 0.9 * peak)
+    near = parts == parts[r0, c0]                       # the loudest connected patch only
+    rows, cols = np.nonzero(near)
+    w = view[near]
+    peak_frequency = float(np.exp(np.sum(w * np.log(freqs[rows])) / w.sum()))
+    peak_time = float((c0 + 0.5) / view.shape[1] - 0.5) * DURATIONS[1]
+    def extent(v):
+        "(duration, bandwidth, span) of the excess in view `v`."
+        img = energy[v]
+        mask = img > threshold
+        active = np.flatnonzero(mask.any(0))
+        if not len(active): return 0.0, 0.0, 0.0
+        span = (active[-1] - active[0] + 1) * DURATIONS[v] / img.shape[1]
+        r, c = np.unravel_index(np.argmax(img), img.shape)
+        if not mask[r, c]: return 0.0, 0.0, span
+        c_lo, c_hi = _run_around(mask.any(0), c)
+        r_lo, r_hi = _run_around(mask[:, c_lo:c_hi + 1].any(1), r)
+        edges = np.sqrt(freqs[:-1] * freqs[1:])
+        lo = freqs[0] if r_lo == 0 else edges[r_lo - 1]; hi = freqs[-1] if r_hi == len(freqs) - 1 else edges[r_hi]
+        return (c_hi - c_lo + 1) * DURATIONS[v] / img.shape[1], float(hi - lo), span
+    best = extent(3)                                     # 4 s view: long glitches
+    if best[2] < 0.5:
+        finer = extent(1)                                # 1 s view: finer time resolution
+        if 0 < finer[2] < 0.9 or best[2] == 0: best = finer
+        if best[2] < 0.12:
+            finest = extent(0)                           # 0.5 s view: the finest
+            if 0 < finest[2] < 0.45 or best[2] == 0: best = finest
+    duration, bandwidth, span = best
+    return dict(peak_frequency=peak_frequency, peak_time=peak_time, duration=float(duration), bandwidth=bandwidth, span=span, peak_energy=float(peak))
+
+def excess_fraction(scan, level: float = 20.0) -> float:
+    "Fraction of scan pixels whose normalised energy is at least `level`."
+    return float(np.mean(np.asarray(scan) * ENERGY_CLIP >= level))
 
 # %% ../nbs/02_qscan.ipynb #8fa992bd
 def _read_strain(path: Path, dataset: str | None):

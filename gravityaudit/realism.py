@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .qscan import omega_scan, SCAN_FREQUENCIES, ENERGY_CLIP
-from .simulate import SimulationConfig, synthesize, measure_scan
+from .qscan import omega_scan, measure_scan, SCAN_FREQUENCIES, ENERGY_CLIP
+from .simulate import SimulationConfig, synthesize
 
 # %% auto #0
 __all__ = ['REAL_SEGMENT', 'FEATURES', 'read_real_glitches', 'scan_features', 'simulated_scans', 'compare_features',

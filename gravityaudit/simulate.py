@@ -16,12 +16,11 @@ from . import scenarios as _scenarios   # registers the scenario families in GEN
 
 # %% auto #0
 __all__ = ['V1_COUNTS', 'GRAVITY_SPY_SIZE', 'DEFAULT_SNR', 'DEFAULT_H1_FRACTION', 'SCENARIOS', 'SCENARIO_FAMILY', 'O3_GPS',
-           'MAX_ENERGY', 'CLASS_BANDS', 'GRAVITY_SPY_COLUMNS', 'TRUTH_COLUMNS', 'EXTRA_COLUMNS', 'METADATA_COLUMNS',
+           'CLASS_BANDS', 'GRAVITY_SPY_COLUMNS', 'TRUTH_COLUMNS', 'EXTRA_COLUMNS', 'METADATA_COLUMNS',
            'OverSplitConfig', 'PhysicalSplitConfig', 'OverCompressConfig', 'DriftConfig', 'LabelNoiseConfig',
            'NovelConfig', 'SimulationConfig', 'class_counts', 'scenario_counts', 'annotate', 'plan_dataset',
-           'glitch_rng', 'draw_snr', 'injection_summary', 'family_kwargs', 'synthesize', 'measure_scan',
-           'excess_fraction', 'in_class_band', 'metadata_row', 'simulate_batch', 'simulate_packed', 'resolve_config',
-           'simulate', 'simulate_command']
+           'glitch_rng', 'draw_snr', 'injection_summary', 'family_kwargs', 'synthesize', 'in_class_band',
+           'metadata_row', 'simulate_batch', 'simulate_packed', 'resolve_config', 'simulate', 'simulate_command']
 
 # %% ../nbs/05d_simulate.ipynb #f2883d45
 V1_COUNTS: dict[str, int] = {
@@ -386,64 +385,6 @@ def synthesize(row: dict, config: SimulationConfig) -> tuple[np.ndarray, dict]:
     info.update({f"param_{k}": v for k, v in params.items()})
     return data + h, info
 
-# %% ../nbs/05d_simulate.ipynb #fed86764
-MAX_ENERGY: float = 25.5
-"Normalised energy at which scans are clipped (scan value 1.0)."
-
-def _run_around(active, i) -> tuple[int, int]:
-    "First and last index of the run of True in `active` that contains index `i` (i, i when `active[i]` is False)."
-    if not active[i]: return i, i
-    lo, hi = i, i
-    while lo > 0 and active[lo - 1]: lo -= 1
-    while hi < len(active) - 1 and active[hi + 1]: hi += 1
-    return lo, hi
-
-def measure_scan(scan, frequencies=None, threshold: float = 18.0) -> dict:
-    "Peak frequency (Hz), peak time (s from centre), duration, bandwidth and span (s, Hz, s) and loudest smoothed energy of the excess in one (4, 140, 170) scan."
-    from scipy.ndimage import uniform_filter
-    if frequencies is None:
-        from gravityaudit.qscan import SCAN_FREQUENCIES as frequencies
-    freqs = np.asarray(frequencies, dtype=float)
-    energy = uniform_filter(np.asarray(scan, dtype=np.float32) * MAX_ENERGY, size=(1, 3, 3), mode="nearest")
-    view = energy[1]
-    peak = view.max()
-    if not peak > 0: return dict(peak_frequency=np.nan, peak_time=np.nan, duration=0.0, bandwidth=0.0, span=0.0, peak_energy=0.0)
-    from scipy.ndimage import label as connected
-    r0, c0 = np.unravel_index(np.argmax(view), view.shape)
-    parts, _ = connected(view >= 0.9 * peak)
-    near = parts == parts[r0, c0]                       # the loudest connected patch only
-    rows, cols = np.nonzero(near)
-    w = view[near]
-    peak_frequency = float(np.exp(np.sum(w * np.log(freqs[rows])) / w.sum()))
-    peak_time = float((c0 + 0.5) / view.shape[1] - 0.5) * DURATIONS[1]
-    def extent(v):
-        "(duration, bandwidth, span) of the excess in view `v`."
-        img = energy[v]
-        mask = img > threshold
-        active = np.flatnonzero(mask.any(0))
-        if not len(active): return 0.0, 0.0, 0.0
-        span = (active[-1] - active[0] + 1) * DURATIONS[v] / img.shape[1]
-        r, c = np.unravel_index(np.argmax(img), img.shape)
-        if not mask[r, c]: return 0.0, 0.0, span
-        c_lo, c_hi = _run_around(mask.any(0), c)
-        r_lo, r_hi = _run_around(mask[:, c_lo:c_hi + 1].any(1), r)
-        edges = np.sqrt(freqs[:-1] * freqs[1:])
-        lo = freqs[0] if r_lo == 0 else edges[r_lo - 1]; hi = freqs[-1] if r_hi == len(freqs) - 1 else edges[r_hi]
-        return (c_hi - c_lo + 1) * DURATIONS[v] / img.shape[1], float(hi - lo), span
-    best = extent(3)                                     # 4 s view: long glitches
-    if best[2] < 0.5:
-        finer = extent(1)                                # 1 s view: finer time resolution
-        if 0 < finer[2] < 0.9 or best[2] == 0: best = finer
-        if best[2] < 0.12:
-            finest = extent(0)                           # 0.5 s view: the finest
-            if 0 < finest[2] < 0.45 or best[2] == 0: best = finest
-    duration, bandwidth, span = best
-    return dict(peak_frequency=peak_frequency, peak_time=peak_time, duration=float(duration), bandwidth=bandwidth, span=span, peak_energy=float(peak))
-
-def excess_fraction(scan, level: float = 20.0) -> float:
-    "Fraction of scan pixels whose normalised energy is at least `level`."
-    return float(np.mean(np.asarray(scan) * MAX_ENERGY >= level))
-
 # %% ../nbs/05d_simulate.ipynb #a83ae394
 CLASS_BANDS: dict[str, dict[str, tuple[float, float]]] = {
     "Blip":                dict(peak_frequency=(30, 500),    duration=(0.0, 0.25)),
@@ -519,7 +460,7 @@ def metadata_row(plan_row: dict, info: dict, measured: dict, tile_frequency: flo
 
 def simulate_batch(rows: list[dict], config: SimulationConfig) -> tuple[np.ndarray, list[dict]]:
     "Strain, omega scans and metadata for a batch of planned rows: (images (B, 4, 140, 170) in image orientation, metadata rows)."
-    from gravityaudit.qscan import omega_scan, SCAN_FREQUENCIES
+    from gravityaudit.qscan import omega_scan, measure_scan, SCAN_FREQUENCIES
     made = [synthesize(r, config) for r in rows]
     scans, peak = omega_scan(np.stack([s for s, _ in made]), config.sample_rate, with_peak=True)
     scans = np.asarray(scans, dtype=np.float32)

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from gravityaudit import simulate as S
+from gravityaudit.qscan import excess_fraction
 from gravityaudit.taxonomy import CLASSES_V1, O3_ADDITIONS, VIEW_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,8 +185,8 @@ def test_no_glitch_scans_contain_no_excess(uniform_set):
     blips = meta[meta.true_family == "Blip"]
     assert (quiet.measured_duration == 0).mean() >= 0.9 and (blips.measured_duration > 0).all()
     assert (quiet.peak_energy < 18).mean() >= 0.9 and (quiet.snr < 7.5).all()      # nothing above the trigger threshold
-    fq = [S.excess_fraction(_views(out, r)) for r in quiet.itertuples()]
-    fb = [S.excess_fraction(_views(out, r)) for r in blips.itertuples()]
+    fq = [excess_fraction(_views(out, r)) for r in quiet.itertuples()]
+    fb = [excess_fraction(_views(out, r)) for r in blips.itertuples()]
     assert np.mean(fq) < 1e-4 and np.mean(fb) > 10 * np.mean(fq)
 
 
