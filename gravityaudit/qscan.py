@@ -285,7 +285,7 @@ def _row_median(x: torch.Tensor) -> torch.Tensor:
     return _median(x, dim=-1).unsqueeze(-1)
 
 def _plane_energy(spectrum: torch.Tensor, plane: QPlanePlan, centers: torch.Tensor, out_times: torch.Tensor,
-                  duration: float) -> tuple[torch.Tensor, torch.Tensor]:
+                  duration: float) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     "Normalised energy of one plane's rows at `out_times` (B, P) -> (B, rows, P), and the plane's loudest tile near each centre (energy, frequency)."
     B, dev = spectrum.shape[0], spectrum.device
     tiles = torch.empty(B, len(plane.frequencies), out_times.shape[1], device=dev)
@@ -307,7 +307,7 @@ def _plane_energy(spectrum: torch.Tensor, plane: QPlanePlan, centers: torch.Tens
         tiles[:, g.rows.to(dev)] = _read_times(energy, (out_times * (n / duration)).float()) / median
     return tiles, (peak, peak_frequency)
 
-def _scan_spectrum(spectrum: torch.Tensor, n: int, sample_rate: float, centers: torch.Tensor, durations) -> tuple[torch.Tensor, torch.Tensor]:
+def _scan_spectrum(spectrum: torch.Tensor, n: int, sample_rate: float, centers: torch.Tensor, durations) -> tuple[torch.Tensor, tuple]:
     "Scans (B, V, 140, 170) around `centers` (B,) seconds of whitened rows of `n` samples given by their rFFT `spectrum`, and the loudest tile's (energy, frequency), each (B,)."
     B = spectrum.shape[0]
     duration, dev = n / sample_rate, spectrum.device
