@@ -80,16 +80,15 @@ def real_strain_agreement(path: str) -> None:
     "Print omega_scan's Pearson r against gwpy's q_transform on the real glitches in `path`, per class and per glitch."
     import pandas as pd
     from gravityaudit.qscan import omega_scan, gwpy_q_transform
-    z = np.load(path)
-    fs = int(z["sample_rate"]); t = float(z["glitch_time"])
-    strain = z["strain"][:, int((t - 4) * fs): int((t + 4) * fs)].astype(np.float64)      # 8 s centred on the glitch
+    from gravityaudit.realism import read_real_glitches
+    strain, real, fs = read_real_glitches(path)                      # 8 s centred on each glitch
     t0 = time.perf_counter()
     ours = omega_scan(strain, fs)
     t_ours = time.perf_counter() - t0
     pearson = lambda a, b: float(np.mean([np.corrcoef(u.ravel(), w.ravel())[0, 1] for u, w in zip(a, b)]))
     rows = []
     for i, x in enumerate(strain):
-        row = dict(label=str(z["label"][i]), ifo=str(z["ifo"][i]) if "ifo" in z else "")
+        row = dict(label=real.label[i], ifo=real.ifo[i] if "ifo" in real else "")
         for name, search in (("gravityspy", "trigger"), ("plain", "segment")):
             row[f"r_{name}"] = pearson(ours[i], gwpy_q_transform(x, fs, search=search))
         rows.append(row)

@@ -19,20 +19,10 @@ import argparse, os, sys, time
 from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "offline"); os.environ.setdefault("WANDB_SILENT", "true"); os.environ.setdefault("MPLBACKEND", "Agg")
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REAL = ROOT.parent / "shared" / "data" / "real_o3a" / "glitches_o3a.npz"
-
-
-def read_real(path: Path) -> tuple[np.ndarray, np.ndarray, float]:
-    "8 s segments centred on each real glitch, their labels and the sample rate."
-    z = np.load(path)
-    fs, t = float(z["sample_rate"]), float(z["glitch_time"])
-    lo, hi = int(round((t - 4) * fs)), int(round((t + 4) * fs))
-    if lo < 0 or hi > z["strain"].shape[1]: raise SystemExit(f"{path}: the glitches need 4 s of strain on each side")
-    return z["strain"][:, lo:hi].astype(np.float64), np.asarray(z["label"]).astype(str), fs
 
 
 def main(argv=None) -> int:
@@ -54,6 +44,7 @@ def main(argv=None) -> int:
     from gravityaudit.simulate import GRAVITY_SPY_SIZE, simulate
     from gravityaudit.classify import classify_strain
     from gravityaudit.train import find_checkpoint
+    from gravityaudit.realism import read_real_glitches
     n = a.n or GRAVITY_SPY_SIZE
     sim = a.out / "simulate"
     times = {}
@@ -65,7 +56,8 @@ def main(argv=None) -> int:
     result = train_and_test(a.config, sim / "dataset.h5", run, a.max_epochs, [])
     times["train"] = result["seconds"]
     best = find_checkpoint(run, "best")
-    strain, labels, fs = read_real(a.real)
+    strain, real, fs = read_real_glitches(a.real)
+    labels = real.label.to_numpy()
     t0 = time.perf_counter()
     table = classify_strain(best, strain, fs)
     times["classify"] = time.perf_counter() - t0
