@@ -163,20 +163,23 @@ class Strain(NamedTuple):
     "Strain samples with the sample rate (Hz) and GPS start time stored beside them (None where absent)."
     data: np.ndarray
     sample_rate: float | None = None
-    start_time: float | None = None
+    start_time: float | np.ndarray | None = None   # one GPS time, or one per row of (N, T) strain
 
 def _strain_attrs(attrs) -> tuple[float | None, float | None]:
     "(sample rate, start time) from the attributes of a strain dataset (gravityaudit or gwpy names)."
     rate = attrs.get("sample_rate", None)
     if rate is None and "dx" in attrs: rate = 1.0 / float(attrs["dx"])
     start = attrs.get("gps_start", attrs.get("x0", None))
-    return (None if rate is None else float(rate)), (None if start is None else float(start))
+    if start is not None:
+        start = np.asarray(start, dtype=float)
+        start = float(start) if start.ndim == 0 else start
+    return (None if rate is None else float(rate)), start
 
-def read_strain(path, dataset: str | None = None) -> Strain:
+def read_strain(path, dataset: str | None = None, mmap: bool = False) -> Strain:
     "The strain in a `.npy` file or in one dataset of an HDF5 file, with its sample rate and start time if stored."
     path = require_file(path, "strain file")
     if path.suffix == ".npy":
-        try: return Strain(np.load(path, allow_pickle=False))
+        try: return Strain(np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None))   # mmap: read rows as needed
         except ValueError as e: raise ValueError(f"strain file {path} is not a readable .npy array ({e})") from None
     import h5py
     with _open_h5(path, "strain file") as f:
@@ -268,13 +271,18 @@ class YamlConfig:
             kw[k] = v
         try: config = cls(**kw)
         except TypeError as e: raise ValueError(f"{where}: {e}") from None
-        return config.validate() if hasattr(config, "validate") else config
+        if not hasattr(config, "validate"): return config
+        try: return config.validate()
+        except ValueError as e:
+            if where == "config": raise
+            raise ValueError(f"{where}: {e}") from None
 
     @classmethod
     def from_yaml(cls, source):
         "Read a config from a YAML file path or from YAML text."
         import yaml
-        is_path = isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml")))
+        is_path = isinstance(source, Path) or (isinstance(source, str) and "\n" not in source
+                                                  and (source.endswith((".yaml", ".yml")) or Path(source).is_file()))
         where = f"config {source}" if is_path else "config"
         text = require_file(source, "config file").read_text() if is_path else source
         try: d = yaml.safe_load(text)

@@ -206,7 +206,7 @@ def test_scan_command_h5_with_gps(tmp_path, glitch_batch):
         f["strain"].attrs["gps_start"] = [1.0e9, 1.0e9 + 100]
         f["other"] = np.zeros(3)
     out = tmp_path / "scans.h5"
-    with pytest.raises(ValueError, match="give --dataset"):
+    with pytest.raises(ValueError, match="--dataset"):
         scan_command(["--strain", str(path), "--sample-rate", "4096", "--out", str(out)])
     with pytest.raises(KeyError, match="no dataset 'nope'"):
         scan_command(["--strain", str(path), "--dataset", "nope", "--sample-rate", "4096", "--out", str(out)])
