@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from .taxonomy import ALL_CLASSES, SAMPLE_TYPES, IMAGE_SHAPE, check_class
 from .layout import atomic_write
+from .checks import check_ids, check_labels
 
 # %% auto #0
 __all__ = ['GRAVITY_SPY_COLUMNS', 'REQUIRED_COLUMNS', 'PHYSICAL_COLUMNS', 'PHYSICAL_TEST_COLUMNS', 'FIGURE_DPI', 'require_file',
@@ -64,16 +65,15 @@ def check_metadata(table: pd.DataFrame, where: str = "metadata", classes=ALL_CLA
     missing = [c for c in ("gravityspy_id", "label") if c not in table.columns]
     if missing: raise ValueError(f"{where}: missing column(s) {missing}; columns are {list(table.columns)}")
     table = table.reset_index(drop=True).copy()
+    if len(table) == 0: raise ValueError(f"{where}: no glitches")
     if "sample_type" not in table.columns: table["sample_type"] = ""
-    table["gravityspy_id"] = table["gravityspy_id"].astype(str)
+    table["gravityspy_id"] = check_ids(table["gravityspy_id"], where)
+    table["label"] = check_labels(table["label"], where)
     table["sample_type"] = table["sample_type"].fillna("").astype(str)
     if classes is not None:
         for label in table["label"].unique(): check_class(str(label), tuple(classes))
     bad = sorted(set(table["sample_type"]) - set(SAMPLE_TYPES) - {""})
     if bad: raise ValueError(f"{where}: unknown sample_type(s) {bad}; expected one of {SAMPLE_TYPES}")
-    dup = table["gravityspy_id"][table["gravityspy_id"].duplicated()]
-    if len(dup): raise ValueError(f"{where}: duplicate gravityspy_id(s) {list(dup.unique()[:5])}")
-    if len(table) == 0: raise ValueError(f"{where}: no glitches")
     return table
 
 def read_metadata(path, classes=ALL_CLASSES) -> pd.DataFrame:

@@ -20,7 +20,7 @@ def atomic_write(path):
     "Yield a temporary path beside `path`; rename it onto `path` if the block succeeds, delete it if not."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)  # the pid tells a killed run's leftovers
     os.close(fd)
     tmp = Path(tmp)
     try:
