@@ -272,6 +272,9 @@ def download_command(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="only list the record's files (name, size, MD5)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    from gravityaudit.checks import check_number
+    check_number("--chunk-size", args.chunk_size, minimum=1, integer=True)
+    check_number("--timeout", args.timeout, minimum=0.001)
     if not args.list and args.dest is None: parser.error("--dest is required (or use --list)")
     try:
         if args.list:

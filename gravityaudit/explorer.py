@@ -122,6 +122,8 @@ def write_thumbnails(data, points: pd.DataFrame, folder, view: float = 1.0, meta
                 path = f"{groups[gid]}/{name}"
                 if path not in h5: raise KeyError(f"{data}: gravityspy_id {gid!r} has no view {path!r}")
                 save_thumbnail(thumbnail(as_view(h5[path][()], f"{data}:{path}"), size, palette), tmp / thumbnail_name(i, fmt), fmt)
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)                    # mkdtemp makes 0700; the page's readers need to open the thumbnails
         if folder.exists(): shutil.rmtree(folder)
         os.replace(tmp, folder)
     finally:

@@ -23,6 +23,8 @@ BAD = [  # (arguments, text the message must contain, output that must not appea
     (["classify", "--checkpoint", "missing.ckpt", "--strain", "missing.npy", "--sample-rate", "4096", "--out", "c.csv"], "missing", "c.csv"),
     (["scan", "--strain", "missing.npy", "--sample-rate", "4096", "--out", "scans/s.h5"], "missing.npy", "scans"),
     (["pipeline", "--config", "missing.yaml"], "missing.yaml", None),
+    (["download", "--record", "1476156", "--dest", "dl", "--chunk-size", "0"], "--chunk-size", "dl"),
+    (["simulate", "--out", "sim", "--n-glitches", "2", "--batch-size", "0"], "batch_size", "sim"),
 ]
 
 

@@ -1,4 +1,5 @@
 "Tests of the interactive explorer page: files, thumbnails, escaping, size at 35k glitches, and a real headless-Chromium run."
+import os
 import functools, html, json, re, shutil, subprocess, threading, time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -61,6 +62,8 @@ def test_write_explorer_files_and_thumbnails(tmp_path):
     assert sorted(p.name for p in page.parent.iterdir()) == ["explorer.html", "explorer_plotly.min.js", "explorer_thumbs"]
     thumbs = sorted((page.parent / "explorer_thumbs").iterdir())
     assert [p.name for p in thumbs] == [f"{i:06d}.png" for i in range(6)]
+    umask = os.umask(0); os.umask(umask)
+    assert (page.parent / "explorer_thumbs").stat().st_mode & 0o777 == 0o777 & ~umask   # readable by the page's readers, not 0700
     # orientation: Blip (blob at row 10 = high frequency) is bright at the top, Whistle at the bottom
     for i, p in enumerate(thumbs):
         im = Image.open(p)

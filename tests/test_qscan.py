@@ -222,7 +222,7 @@ def test_scan_command_h5_with_gps(tmp_path, glitch_batch):
 def test_scan_command_bad_input(tmp_path, glitch_batch):
     bad = glitch_batch[:2].copy(); bad[1, 7] = np.nan
     np.save(tmp_path / "bad.npy", bad)
-    with pytest.raises(ValueError, match="strain row 1 contains NaN"):
+    with pytest.raises(ValueError, match=r"row\(s\) 1 contain NaN"):
         scan_command(["--strain", str(tmp_path / "bad.npy"), "--sample-rate", "4096", "--out", str(tmp_path / "x.h5")])
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "metadata.csv").exists()
     with pytest.raises(FileNotFoundError, match="missing.npy"):

@@ -252,15 +252,29 @@ def test_same_seed_same_files_whatever_the_workers(small_set):
                 np.testing.assert_array_equal(fa[key][()], fb[key][()])
 
 
-def test_interrupted_run_leaves_no_final_files(tmp_path):
-    out = tmp_path / "out"
+def _start_big_simulation(out):
+    "A simulate of 5,000 glitches in a subprocess, returned once it has begun writing its hidden partial folder."
     p = subprocess.Popen([sys.executable, "-c", "from gravityaudit.simulate import simulate_command; simulate_command(['--out', %r, '--n-glitches', '5000', '--quiet'])" % str(out)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline and not (out.exists() and any(out.iterdir())): time.sleep(0.2)
-        time.sleep(1.0)
-    finally:
-        p.send_signal(signal.SIGINT); p.wait(30)
-    assert not (out / "dataset.h5").exists() and not (out / "metadata.csv").exists()
-    assert not any(out.glob("*.tmp")), list(out.iterdir())     # Ctrl-C cleans up its temporary files too
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(p.is_dir() and any(p.iterdir()) for p in out.parent.glob(f".{out.name}.partial-*")): time.sleep(0.2)
+    time.sleep(1.0)
+    return p
+
+
+def test_interrupted_run_leaves_no_final_files(tmp_path):
+    out = tmp_path / "out"
+    p = _start_big_simulation(out)
+    p.send_signal(signal.SIGINT); p.wait(30)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.*")), list(tmp_path.iterdir())     # Ctrl-C cleans up its temporary files too
+
+
+def test_killed_run_is_cleaned_by_the_next(tmp_path):
+    out = tmp_path / "out"
+    p = _start_big_simulation(out)
+    p.kill(); p.wait(30)                                                    # SIGKILL: no chance to clean up
+    assert not out.exists() and len(list(tmp_path.glob(".out.partial-*"))) == 1
+    assert S.simulate_command(["--out", str(out), "--n-glitches", "2", "--batch-size", "2", "--quiet"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]           # the next run removed the leftovers
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.h5", "manifest.json", "metadata.csv"]
