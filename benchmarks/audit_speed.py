@@ -15,12 +15,14 @@ import numpy as np
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from gravityaudit.audit import run_audit, load_embeddings, fit_map, fit_clusters
+from gravityaudit.audit import run_audit
+from gravityaudit.files import read_embeddings
+from gravityaudit.clustering import fit_map, fit_clusters
 d = sys.argv[1]
 result = run_audit(f"{d}/set.h5", f"{d}/embeddings.h5", f"{d}/out", explorer=True)
 total, audit_end = time.perf_counter() - t0, time.time()
 t1 = time.perf_counter()
-ids, vectors = load_embeddings(f"{d}/embeddings.h5")
+ids, vectors, _ = read_embeddings(f"{d}/embeddings.h5")
 coords, _ = fit_map(vectors, 2, 30, 0.1, "cosine", 42, "cpu")
 labels, *_ = fit_clusters(coords, 50, 50)
 baseline = time.perf_counter() - t1
@@ -31,17 +33,15 @@ print(json.dumps(dict(total=total, audit_end=audit_end, stages=result.timings, b
 
 def build(d: Path, n: int, dim: int, seed: int = 0):
     "Synthetic vectors, metadata and a real-layout HDF5 (cheap gzip-friendly images) for `n` glitches."
-    import h5py
-    from gravityaudit.audit import synthetic_taxonomy
+    from gravityaudit.testing import synthetic_taxonomy
+    from gravityaudit.files import write_embeddings, write_table
     from gravityaudit.layout import GlitchWriter
     per_family = int(np.ceil(n / 11.1))
     vectors, meta = synthetic_taxonomy(n_per_family=per_family, dim=dim, seed=seed)
     keep = np.sort(np.random.default_rng(seed).choice(len(meta), size=min(n, len(meta)), replace=False))
     vectors, meta = vectors[keep], meta.iloc[keep].reset_index(drop=True)
-    meta.to_csv(d / "metadata.csv", index=False)
-    with h5py.File(d / "embeddings.h5", "w") as f:
-        f.create_dataset("gravityspy_id", data=meta.gravityspy_id.to_numpy().astype(object), dtype=h5py.string_dtype())
-        f["vectors"] = vectors
+    write_table(meta, d / "metadata.csv")
+    write_embeddings(d / "embeddings.h5", meta.gravityspy_id.to_numpy(), vectors, attrs={})
     families = sorted(meta.true_family.unique())
     with GlitchWriter(d / "set.h5") as w:
         for r in meta.itertuples():

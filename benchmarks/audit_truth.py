@@ -1,8 +1,8 @@
 """Does the audit recover the taxonomy failures planted in a simulated set? Measured against the truth, per scenario.
 
 For each seed: simulate a set with every scenario on (gravityaudit.simulate), embed it without labels
-(gravityaudit.embed, SSL encoder), audit it (gravityaudit.audit.run_audit) and score the outputs with
-`score_against_truth`:
+(gravityaudit.embed, SSL encoder), audit it (gravityaudit.audit.run_audit) and score its tables with
+`gravityaudit.truth.score_against_truth`:
 - over_split, over_compress, drift: is there a cluster with the matching failure mode holding >= 50% of the scenario?
 - physical_split: is less than half of it called over_split?
 - label noise: precision and recall of label_issues.csv against `label_is_noise` (targets >= 0.8 and >= 0.6);
@@ -27,14 +27,11 @@ def baseline_modes(clusters: pd.DataFrame) -> pd.Series:
                      index=clusters.index)
 
 
-def score_baseline(out: Path, meta: pd.DataFrame) -> dict:
-    "The original study's flags scored like the audit (on a copy of the output folder with its modes swapped in)."
-    import shutil
-    from gravityaudit.audit import score_against_truth
-    tmp = Path(tempfile.mkdtemp(prefix="baseline_"))
-    for name in ("assignments.csv", "label_issues.csv", "novel.csv"): shutil.copy(out / name, tmp / name)
-    c = pd.read_csv(out / "clusters.csv"); c["failure_mode"] = baseline_modes(c); c.to_csv(tmp / "clusters.csv", index=False)
-    return score_against_truth(tmp, meta)
+def score_baseline(result, meta: pd.DataFrame) -> dict:
+    "The original study's flags scored like the audit (its tables, with the flags in place of its verdicts)."
+    from gravityaudit.truth import AuditTables, score_against_truth
+    clusters = result.clusters.assign(failure_mode=baseline_modes(result.clusters))
+    return score_against_truth(AuditTables(result.assignments, clusters, result.label_issues, result.novel), meta)
 
 
 def prepare_seed(root: Path, n: int, seed: int, ssl_epochs: int) -> tuple[Path, dict]:
@@ -54,14 +51,15 @@ def prepare_seed(root: Path, n: int, seed: int, ssl_epochs: int) -> tuple[Path, 
 def audit_seed(d: Path, config=None, umap_seed: int | None = None) -> tuple[dict, dict, float]:
     "Audit one prepared set (with `umap_seed` as the config's seed when given): the audit's score, the original flags' score, seconds."
     import dataclasses
-    from gravityaudit.audit import load_config, run_audit
-    cfg = load_config(config)
+    from gravityaudit.audit import run_audit
+    from gravityaudit.evidence import AuditConfig
+    cfg = AuditConfig.load(config)
     if umap_seed is not None: cfg = dataclasses.replace(cfg, seed=umap_seed)
     out = d / f"audit_umap{cfg.seed}"
     t = time.perf_counter()
     result = run_audit(d / "dataset.h5", d / "embeddings.h5", out, config=cfg)
     meta = pd.read_csv(d / "metadata.csv", dtype={"gravityspy_id": str})
-    return result.truth, score_baseline(out, meta), time.perf_counter() - t
+    return result.truth, score_baseline(result, meta), time.perf_counter() - t
 
 
 def verdict(score: dict) -> dict:

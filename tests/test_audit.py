@@ -1,20 +1,28 @@
-"Tests of the taxonomy audit (gravityaudit.audit, gravityaudit.figures): real UMAP, HDBSCAN and cleanlab on small data."
-import re
+"Tests of the taxonomy audit (gravityaudit.audit and its stages, gravityaudit.figures): real UMAP, HDBSCAN and cleanlab on small data."
+import dataclasses, re
+from pathlib import Path
 import numpy as np
 import pandas as pd
-import h5py
 import pytest
+import yaml
 
 from gravityaudit import audit as A
+from gravityaudit.evidence import AuditConfig, FAILURE_MODES, decide_failure_mode
+from gravityaudit.files import read_embeddings, align
+from gravityaudit.clustering import unit_rows
+from gravityaudit.testing import write_synthetic_set, synthetic_taxonomy
+from gravityaudit.truth import score_against_truth, score_audit_folder
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory):
     "One audit of a small synthetic taxonomy (toy images) with every failure planted, run through the files and the CLI."
     d = tmp_path_factory.mktemp("audit")
-    paths = A.write_synthetic_set(d, n_per_family=60, seed=0)
+    paths = write_synthetic_set(d, n_per_family=60, seed=0)
     meta = pd.read_csv(paths["metadata"], dtype={"gravityspy_id": str})
-    vectors = A.load_embeddings(paths["embeddings"])[1]
+    vectors = read_embeddings(paths["embeddings"])[1]
     rc = A.audit_command(["--data", str(paths["data"]), "--embeddings", str(paths["embeddings"]), "--out", str(d / "out"),
                           "--config", str(_config(d))])
     assert rc == 0
@@ -26,8 +34,7 @@ def _config(d):
     # the toy taxonomy's clusters are clean, so whole drift / over-compressed clusters can be left out of the label issues
     # (the default leaves out only over_split: on the coarse clusters of simulated sets that exclusion removed most true errors)
     # the default 30-neighbour map; with 15 neighbours UMAP tears the toy drift curve into two fragments
-    path.write_text(A.config_yaml(A.AuditConfig(cluster_selection_epsilon=2.0,
-                                                exclude_modes_from_issues=("over_split", "drift", "over_compressed"))))
+    path.write_text(AuditConfig(cluster_selection_epsilon=2.0, exclude_modes_from_issues=("over_split", "drift", "over_compressed")).to_yaml())
     return path
 
 
@@ -43,7 +50,7 @@ def test_outputs_and_columns(audited):
     for col in ["cluster", "size", "top_label", "purity", "entropy_bits", "ambiguity", "failure_mode", "spread_ratio",
                 "continuum_r2", "continuum_gap", "physical_accuracy", "majority_rate", "order_gain", "segment_disagreement"]:
         assert col in c, col
-    assert set(c.failure_mode) <= set(A.FAILURE_MODES)
+    assert set(c.failure_mode) <= set(FAILURE_MODES)
     np.testing.assert_allclose(c.ambiguity, c["size"] * (1 - c.purity))
     assert (c["size"].to_numpy() == a[a.cluster >= 0].cluster.value_counts().sort_index().to_numpy()).all()
     issues = pd.read_csv(out / "label_issues.csv")
@@ -52,7 +59,7 @@ def test_outputs_and_columns(audited):
 
 def test_planted_failures_recovered(audited):
     d, _, meta = audited
-    score = A.score_against_truth(d / "out", meta)
+    score = score_audit_folder(d / "out", meta)
     assert score["over_split"]["recovered"], score["over_split"]
     assert score["over_compress"]["recovered"], score["over_compress"]
     assert score["drift"]["recovered"], score["drift"]
@@ -90,8 +97,8 @@ def test_report_numbers_come_from_the_tables(audited):
     assert (f"{len(c)} clusters ({a.hdbscan_cluster.max() + 1} from HDBSCAN, {joined} of them joined from fragments with one label "
             f"mix, {parts.split_from.nunique()} physical splits cut into {len(parts)} parts") in text
     top = c.sort_values("ambiguity", ascending=False, kind="stable").head(20)
-    assert text.count("(not judged: too small)") == int((top["size"] < A.AuditConfig().min_evidence_size).sum())
-    assert c.judged.tolist() == (c["size"] >= A.AuditConfig().min_evidence_size).tolist()
+    assert text.count("(not judged: too small)") == int((top["size"] < AuditConfig().min_evidence_size).sum())
+    assert c.judged.tolist() == (c["size"] >= AuditConfig().min_evidence_size).tolist()
     for r in c.itertuples():      # every audit cluster (or every physical split, over its parts) is exactly the union of the HDBSCAN clusters it names
         members = a[a.cluster.isin(c.cluster[c.split_from == r.split_from]) if pd.notna(r.split_from) else a.cluster == r.cluster]
         assert sorted(members.hdbscan_cluster.unique()) == sorted(int(k) for k in str(r.merged_from).split(";"))
@@ -104,11 +111,10 @@ def test_report_numbers_come_from_the_tables(audited):
 def test_physical_split_cut_is_optional(audited):
     "With cut_physical_splits off, the clusters that were cut are single physical_split clusters holding all their parts."
     d, _, meta = audited
-    ids, vectors = A.load_embeddings(d / "embeddings.h5")
-    vectors, meta = A.align(ids, vectors, meta)
-    cfg = A.load_config(d / "audit.yaml")
-    cfg.cut_physical_splits = False
-    whole = A.TaxonomyAudit(config=cfg).fit(vectors, meta.label.to_numpy(), meta, ids=ids, label_issues=False)
+    ids, vectors, _ = read_embeddings(d / "embeddings.h5")
+    vectors, meta = align(ids, vectors, meta)
+    whole = A.TaxonomyAudit(d / "audit.yaml", cut_physical_splits=False).fit(vectors, meta.label.to_numpy(), meta, ids=ids, label_issues=False)
+    assert whole.config_ == dataclasses.replace(AuditConfig.load(d / "audit.yaml"), cut_physical_splits=False)   # the keyword wins over the config
     a = pd.read_csv(d / "out/assignments.csv", dtype={"gravityspy_id": str}).set_index("gravityspy_id").loc[whole.ids_]
     c = pd.read_csv(d / "out/clusters.csv")
     parts = c[c.split_from.notna()]
@@ -119,7 +125,7 @@ def test_physical_split_cut_is_optional(audited):
 
 
 def test_seeded_and_reproducible():
-    vectors, meta = A.synthetic_taxonomy(n_per_family=25, seed=5)
+    vectors, meta = synthetic_taxonomy(n_per_family=25, seed=5)
     fits = [A.TaxonomyAudit(n_neighbors=10, min_cluster_size=10, seed=7).fit(vectors, meta.label, meta, label_issues=False) for _ in range(2)]
     np.testing.assert_array_equal(fits[0].cluster_ids_, fits[1].cluster_ids_)
     np.testing.assert_allclose(fits[0].map_2d_, fits[1].map_2d_)
@@ -133,7 +139,7 @@ def test_similar_command(audited, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 6 and "similarity" in lines[0] and gid not in "".join(lines[1:])
     table = A.similar(gid, d / "embeddings.h5", k=3, metadata=d / "metadata.csv")
-    u = A.unit_rows(vectors)
+    u = unit_rows(vectors)
     best = np.argsort(-(u @ u[0]))[1]
     assert table.gravityspy_id[0] == meta.gravityspy_id[best]
     with pytest.raises(KeyError, match="no_such_id"):
@@ -142,26 +148,31 @@ def test_similar_command(audited, capsys):
 
 def test_bad_inputs(tmp_path, audited):
     d, *_ = audited
-    with pytest.raises(FileNotFoundError, match="metadata.csv"):
+    with pytest.raises(FileNotFoundError, match="no metadata CSV beside"):
         A.run_audit(tmp_path / "set.h5", d / "embeddings.h5", tmp_path / "out")
     pd.DataFrame(dict(gravityspy_id=["x1"], label=["Blip"])).to_csv(tmp_path / "metadata.csv", index=False)
     with pytest.raises(KeyError, match="in the embeddings but not in the metadata"):
         A.run_audit(tmp_path / "set.h5", d / "embeddings.h5", tmp_path / "out")
     with pytest.raises(ValueError, match="n_neighbours"):
-        A.load_config({"n_neighbours": 3})
+        AuditConfig.load({"n_neighbours": 3})
+    pd.DataFrame(dict(gravityspy_id=["x1", "x1"], label=["Blip", "Chirp"])).to_csv(tmp_path / "metadata.csv", index=False)
+    with pytest.raises(ValueError, match="duplicate gravityspy_id"):      # duplicated ids are an error, not silently dropped
+        A.run_audit(tmp_path / "set.h5", d / "embeddings.h5", tmp_path / "out")
+    with pytest.raises(ValueError, match="n_neighbors: must be an integer >= 2, got 'thirty'"):
+        A.run_audit(d / "set.h5", d / "embeddings.h5", tmp_path / "out", config={"n_neighbors": "thirty"})
 
 
 def test_decision_rules_need_the_right_evidence():
     base = dict(size=300, purity=0.3, physical_gain=0.02, physical_accuracy=0.32, continuum_r2=0.3, continuum_gap=0.4,
                 extent_ratio=0.1, order_association=0.05, order_pvalue=0.5, n_segment_labels=3)
-    assert A.decide_failure_mode(base) == "over_split"
-    assert A.decide_failure_mode({**base, "physical_gain": 0.5, "physical_accuracy": 0.95}) == "physical_split"
+    assert decide_failure_mode(base) == "over_split"
+    assert decide_failure_mode({**base, "physical_gain": 0.5, "physical_accuracy": 0.95}) == "physical_split"
     drift = {**base, "purity": 0.55, "continuum_r2": 0.85, "continuum_gap": 0.05, "order_association": 0.4, "order_pvalue": 1e-4,
              "physical_gain": 0.2, "physical_accuracy": 0.75}
-    assert A.decide_failure_mode(drift) == "drift"
+    assert decide_failure_mode(drift) == "drift"
     wide = {**base, "purity": 0.8, "continuum_r2": 0.85, "continuum_gap": 0.05, "extent_ratio": 0.8, "n_segment_labels": 1}
-    assert A.decide_failure_mode(wide) == "over_compressed"
-    assert A.decide_failure_mode({**wide, "extent_ratio": 0.1}) == "clean"   # its ends are no further apart than within a class
+    assert decide_failure_mode(wide) == "over_compressed"
+    assert decide_failure_mode({**wide, "extent_ratio": 0.1}) == "clean"   # its ends are no further apart than within a class
 
 
 def test_wandb_offline_run(audited, monkeypatch):
@@ -177,3 +188,35 @@ def test_wandb_offline_run(audited, monkeypatch):
     assert len(runs) == 1 and runs[0].stat().st_size > 0
     media = list((out / "wandb").glob("offline-run-*/files/media/**/*.png"))
     assert media, "no images logged"
+
+
+def test_truth_in_memory_equals_truth_from_files(audited):
+    "run_audit scores the tables it holds; scoring the files it wrote gives the same numbers."
+    d, _, meta = audited
+    tables = [pd.read_csv(d / "out" / f"{name}.csv", dtype={"gravityspy_id": str}) for name in ("assignments", "clusters", "label_issues", "novel")]
+    result = A.AuditResult(d / "out", *tables, audit=None)
+    assert score_against_truth(result, meta) == score_audit_folder(d / "out", d / "metadata.csv")
+
+
+def test_estimator_parameters():
+    "TaxonomyAudit stores its arguments, round-trips them through get_params / set_params / clone, and lets keywords override the config."
+    from sklearn.base import clone
+    audit = A.TaxonomyAudit(AuditConfig(n_neighbors=12, seed=1), seed=3, min_samples=None)
+    assert audit.get_params() == {"config": AuditConfig(n_neighbors=12, seed=1), "seed": 3, "min_samples": None}
+    twin = clone(audit)
+    assert twin is not audit and twin.get_params() == audit.get_params()
+    assert audit.effective_config() == AuditConfig(n_neighbors=12, seed=3, min_samples=None)
+    assert A.TaxonomyAudit(**audit.set_params(seed=4).get_params()).effective_config().seed == 4
+    with pytest.raises(TypeError, match="n_neighbours"):
+        A.TaxonomyAudit(n_neighbours=3)
+    with pytest.raises(ValueError, match="n_neighbours"):
+        audit.set_params(n_neighbours=3)
+    with pytest.raises(ValueError, match="min_samples: must be >= 1 or null, got -4"):
+        A.TaxonomyAudit(min_samples=-4).fit(np.eye(12), ["A"] * 12)
+
+
+def test_default_yaml_is_the_default_config():
+    "configs/audit/default.yaml lists every AuditConfig field, with the same values."
+    path = ROOT / "configs/audit/default.yaml"
+    assert AuditConfig.from_yaml(path) == AuditConfig()
+    assert list(yaml.safe_load(path.read_text())) == [f.name for f in dataclasses.fields(AuditConfig)]
