@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 from .files import YamlConfig, PHYSICAL_TEST_COLUMNS
 from .clustering import label_stats, mean_direction
+from .checks import check_number
 
 # %% auto #0
-__all__ = ['FAILURE_MODES', 'GROWTH_COLUMNS', 'check_number', 'AuditConfig', 'cosine_spread', 'one_d_ordering', 'segments_along',
+__all__ = ['FAILURE_MODES', 'GROWTH_COLUMNS', 'AuditConfig', 'cosine_spread', 'one_d_ordering', 'segments_along',
            'continuum_evidence', 'end_to_end_extent', 'typical_neighbour_distance', 'physical_features',
            'common_labels', 'physical_rule', 'physical_test', 'growth_coordinates', 'physical_growth',
            'label_order_association', 'drift_evidence', 'decide_failure_mode', 'cluster_evidence', 'physical_parts',
@@ -23,16 +24,6 @@ FAILURE_MODES = ("over_split", "physical_split", "over_compressed", "drift", "cl
 "The verdicts of the audit, one per cluster."
 
 # %% ../nbs/11b_evidence.ipynb #759e06af
-def check_number(name: str, value, integer: bool = False, lo=None, hi=None, nullable: bool = False):
-    "An error naming the field `name` unless `value` is a number (an integer if `integer`) in [lo, hi], or None when `nullable`."
-    if value is None and nullable: return
-    span = f"between {lo} and {hi}" if lo is not None and hi is not None else (f">= {lo}" if lo is not None else f"<= {hi}")
-    null = " or null" if nullable else ""
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kinds):
-        raise ValueError(f"{name}: must be {'an integer' if integer else 'a number'} {span}{null}, got {value!r}")
-    if not ((lo is None or value >= lo) and (hi is None or value <= hi)): raise ValueError(f"{name}: must be {span}{null}, got {value!r}")
-
 _NUMBER_FIELDS = {   # field: (integer?, lowest, highest, None allowed)
     "n_neighbors": (True, 2, None, False), "min_dist": (False, 0, None, False), "n_components": (True, 1, None, False),
     "n_epochs": (True, 1, None, True), "min_cluster_size": (True, 2, None, True), "min_samples": (True, 1, None, True),
@@ -103,7 +94,7 @@ class AuditConfig(YamlConfig):
 
     def validate(self) -> "AuditConfig":
         "This config if every field has a usable type and value; else an error naming the field, the rule and the value."
-        for name, (integer, lo, hi, nullable) in _NUMBER_FIELDS.items(): check_number(name, getattr(self, name), integer, lo, hi, nullable)
+        for name, (integer, lo, hi, nullable) in _NUMBER_FIELDS.items(): check_number(name, getattr(self, name), minimum=lo, maximum=hi, integer=integer, optional=nullable)
         for name, choices in _CHOICE_FIELDS.items():
             if getattr(self, name) not in choices: raise ValueError(f"{name}: must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if not isinstance(self.metric, str) or not self.metric: raise ValueError(f"metric: must be a distance name such as 'cosine', got {self.metric!r}")

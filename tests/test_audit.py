@@ -211,7 +211,7 @@ def test_estimator_parameters():
         A.TaxonomyAudit(n_neighbours=3)
     with pytest.raises(ValueError, match="n_neighbours"):
         audit.set_params(n_neighbours=3)
-    with pytest.raises(ValueError, match="min_samples: must be >= 1 or null, got -4"):
+    with pytest.raises(ValueError, match="min_samples: must be an integer >= 1, got -4"):
         A.TaxonomyAudit(min_samples=-4).fit(np.eye(12), ["A"] * 12)
 
 
