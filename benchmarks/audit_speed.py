@@ -19,7 +19,7 @@ from gravityaudit.audit import run_audit
 from gravityaudit.files import read_embeddings
 from gravityaudit.clustering import fit_map, fit_clusters
 d = sys.argv[1]
-result = run_audit(f"{d}/set.h5", f"{d}/embeddings.h5", f"{d}/out", explorer=True)
+result = run_audit(f"{d}/set.h5", f"{d}/embeddings.h5", f"{d}/out", explorer=True, overwrite=True)
 total, audit_end = time.perf_counter() - t0, time.time()
 t1 = time.perf_counter()
 ids, vectors, _ = read_embeddings(f"{d}/embeddings.h5")

@@ -57,7 +57,7 @@ def audit_seed(d: Path, config=None, umap_seed: int | None = None) -> tuple[dict
     if umap_seed is not None: cfg = dataclasses.replace(cfg, seed=umap_seed)
     out = d / f"audit_umap{cfg.seed}"
     t = time.perf_counter()
-    result = run_audit(d / "dataset.h5", d / "embeddings.h5", out, config=cfg)
+    result = run_audit(d / "dataset.h5", d / "embeddings.h5", out, config=cfg, overwrite=True)
     meta = pd.read_csv(d / "metadata.csv", dtype={"gravityspy_id": str})
     return result.truth, score_baseline(result, meta), time.perf_counter() - t
 

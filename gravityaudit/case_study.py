@@ -12,6 +12,7 @@ from .evidence import segments_along
 from .files import FIGURE_DPI
 from .testing import write_synthetic_set
 from .audit import run_audit
+from .outputs import MANIFEST
 
 # %% auto #0
 __all__ = ['case_study_run', 'case_inputs', 'pick_case', 'segment_relabelling', 'total_intensity', 'show_figure']
@@ -23,7 +24,7 @@ def case_study_run(directory="_out/case_run", data=None, embeddings=None, metada
     import fcntl
     d = Path(directory)
     out = d / "audit"
-    done = out / "report.md"
+    done = out / MANIFEST                     # written last, when the audit folder is complete
     d.mkdir(parents=True, exist_ok=True)
     with open(d / ".lock", "w") as lock:      # notebooks run in parallel under nbdev_test: one builds, the others wait
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -34,7 +35,7 @@ def case_study_run(directory="_out/case_run", data=None, embeddings=None, metada
             config = config or dict(n_neighbors=25, cluster_selection_epsilon=2.0)
         (d / "inputs.json").write_text(json.dumps(dict(data=str(Path(data).resolve()), embeddings=str(Path(embeddings).resolve()),
                                                        metadata=str(Path(metadata).resolve()) if metadata else None)))
-        run_audit(data, embeddings, out, metadata=metadata, config=config, figures=False)
+        run_audit(data, embeddings, out, metadata=metadata, config=config, figures=False, overwrite=True)
     return out
 
 # %% ../nbs/11f_case_studies.ipynb #491ebd8b

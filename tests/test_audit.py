@@ -1,5 +1,5 @@
 "Tests of the taxonomy audit (gravityaudit.audit and its stages, gravityaudit.figures): real UMAP, HDBSCAN and cleanlab on small data."
-import dataclasses, re
+import dataclasses, re, shutil
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -9,6 +9,7 @@ import yaml
 from gravityaudit import audit as A
 from gravityaudit.evidence import AuditConfig, FAILURE_MODES, decide_failure_mode
 from gravityaudit.files import read_embeddings, align
+from gravityaudit.outputs import read_manifest
 from gravityaudit.clustering import unit_rows
 from gravityaudit.testing import write_synthetic_set, synthetic_taxonomy
 from gravityaudit.truth import score_against_truth, score_audit_folder
@@ -220,3 +221,27 @@ def test_default_yaml_is_the_default_config():
     path = ROOT / "configs/audit/default.yaml"
     assert AuditConfig.from_yaml(path) == AuditConfig()
     assert list(yaml.safe_load(path.read_text())) == [f.name for f in dataclasses.fields(AuditConfig)]
+
+
+def test_rerun_into_a_used_folder_is_refused_or_replaced_whole(tmp_path, audited):
+    d, *_ = audited
+    out = tmp_path / "out"
+    shutil.copytree(d / "out", out)                                            # an earlier audit, with figures
+    assert (out / "figures").is_dir()
+    args = ["--data", str(d / "set.h5"), "--embeddings", str(d / "embeddings.h5"), "--out", str(out), "--config", str(_config(d))]
+    with pytest.raises(FileExistsError, match="--overwrite"): A.audit_command(args + ["--no-figures"])
+    assert (out / "figures").is_dir()                                          # refused: the old audit untouched
+    assert A.audit_command(args + ["--no-figures", "--overwrite"]) == 0
+    assert not (out / "figures").exists()                                      # replaced whole: no stale figures beside new tables
+    assert read_manifest(out, "audit")["n_glitches"] == len(pd.read_csv(out / "assignments.csv"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]               # no hidden temporaries left
+
+
+def test_bad_labels_are_refused_before_any_output(tmp_path, audited):
+    d, *_ = audited
+    meta = pd.read_csv(d / "metadata.csv", dtype={"gravityspy_id": str})
+    for bad, message in ((meta.label.where(meta.index != 3, "Blip "), "surrounding spaces"), (meta.label.where(meta.index != 3, None), "missing label")):
+        meta.assign(label=bad).to_csv(tmp_path / "metadata.csv", index=False)
+        with pytest.raises(ValueError, match=message):
+            A.run_audit(d / "set.h5", d / "embeddings.h5", tmp_path / "out", metadata=tmp_path / "metadata.csv")
+        assert not (tmp_path / "out").exists()
