@@ -20,7 +20,9 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--k", type=int, default=5)
     a = p.parse_args(argv)
-    from gravityaudit.embed import embed, read_embeddings, data_module, load_views, knn_agreement, pixel_pca_vectors
+    from gravityaudit.embed import embed, data_module, knn_agreement, pixel_pca_vectors
+    from gravityaudit.contrastive import load_views
+    from gravityaudit.files import read_embeddings
     work = Path(tempfile.mkdtemp(prefix="bench_embed_"))
     if a.data is None:
         from gravityaudit.simulate import simulate

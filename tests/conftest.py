@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: tiny data sets in the real Gravity Spy v1d0 layout, written by gravityaudit.data.
+"""Shared pytest fixtures: tiny data sets in the real Gravity Spy v1d0 layout, written by gravityaudit.examples.
 
 Session-scoped fixtures are shared by every test: treat their files as read-only (copy them to `tmp_path`
 before changing anything). A packed cache may appear beside them (`*.h5.packed/`) once a DataModule reads them.
@@ -14,14 +14,14 @@ EXAMPLE_CLASSES = ("Blip", "Koi_Fish", "Scattered_Light", "Whistle")
 @pytest.fixture(scope="session")
 def example_set(tmp_path_factory):
     "(h5_path, csv_path) of a tiny real-layout set: 4 classes x 5 glitches (3 train, 1 validation, 1 test each)."
-    from gravityaudit.data import write_example_set
+    from gravityaudit.examples import write_example_set
     return write_example_set(tmp_path_factory.mktemp("example_set"), n_per_class=5, seed=0, classes=EXAMPLE_CLASSES)
 
 
 @pytest.fixture(scope="session")
 def example_set_all_classes(tmp_path_factory):
     "(h5_path, csv_path) of a real-layout set with all 22 v1 classes x 3 glitches (1 per official split each)."
-    from gravityaudit.data import write_example_set
+    from gravityaudit.examples import write_example_set
     return write_example_set(tmp_path_factory.mktemp("example_set_all"), n_per_class=3, seed=1)
 
 
@@ -36,7 +36,7 @@ def example_copy(tmp_path, example_set):
 @pytest.fixture(scope="session")
 def example_pngs(tmp_path_factory):
     "(folder, {(gravityspy_id, label): views}) of a folder of Gravity Spy-like PNG figures, 2 classes x 3 glitches."
-    from gravityaudit.data import write_example_pngs, example_views
+    from gravityaudit.examples import write_example_pngs, example_views
     from gravityaudit.taxonomy import CLASSES_V1
     rng = np.random.default_rng(3)
     views = {(f"png{label[:3]}{i:05d}", label): example_views(CLASSES_V1.index(label), rng)

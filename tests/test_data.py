@@ -1,4 +1,5 @@
-"""Tests of gravityaudit.data on real (tiny) HDF5 files, CSVs, PNGs and tarballs, through real DataLoaders."""
+"""Tests of gravityaudit.data (and the sources, example writers and augmentation below it) on real (tiny) HDF5 files,
+CSVs, PNGs and tarballs, through real DataLoaders."""
 from __future__ import annotations
 import os, shutil, tarfile, warnings
 from pathlib import Path
@@ -8,9 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from gravityaudit.data import (GravitySpyDataModule, GravitySpyDataset, METADATA_COLUMNS, H5GroupStore, PackedStore,
-                               info_command, read_metadata, write_example_set, example_views, write_example_pngs,
-                               stratified_split, augment_views, default_cache_dir, find_metadata)
+from gravityaudit.data import GravitySpyDataModule, GravitySpyDataset, info_command, stratified_split
+from gravityaudit.sources import H5GroupStore, PackedStore, default_cache_dir
+from gravityaudit.examples import write_example_set, example_views, write_example_pngs
+from gravityaudit.augment import augment_views
+from gravityaudit.files import GRAVITY_SPY_COLUMNS, read_metadata, find_metadata
 from gravityaudit.taxonomy import CLASSES_V1, ALL_CLASSES, UnknownClassError, VIEW_NAMES
 from gravityaudit.layout import GlitchWriter
 
@@ -26,7 +29,7 @@ def raw_views(h5, label, sample_type, gid):
 def test_example_set_has_real_layout(example_set):
     h5, csv = example_set
     table = pd.read_csv(csv, dtype={"gravityspy_id": str})
-    assert tuple(table.columns) == METADATA_COLUMNS
+    assert tuple(table.columns) == GRAVITY_SPY_COLUMNS
     assert table.isna().sum().sum() == 0
     assert set(table.ifo) <= {"H1", "L1"} and (table.snr >= 7.5).all()
     with h5py.File(h5, "r") as f:
@@ -42,7 +45,7 @@ def test_items_match_the_file(example_set, cache):
     dm = GravitySpyDataModule(h5, metadata=csv, batch_size=8, cache=cache)
     dm.setup("fit")
     assert dm.classes == CLASSES_V1 and dm.num_classes == 22
-    assert len(dm.metadata) == 20 and list(dm.metadata.columns) == list(METADATA_COLUMNS)
+    assert len(dm.metadata) == 20 and list(dm.metadata.columns) == list(GRAVITY_SPY_COLUMNS)
     assert [len(dm.split_indices(s)) for s in ("train", "validation", "test")] == [12, 4, 4]
     n = 0
     for batch in dm.predict_dataloader():

@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from gravityaudit import __version__  # noqa: E402
 from gravityaudit import embed as E  # noqa: E402
+from gravityaudit.files import read_embeddings, read_physical, write_embeddings  # noqa: E402
 
 
 def metadata_of(example_set) -> pd.DataFrame:
@@ -29,7 +30,7 @@ def ssl_run(tmp_path_factory, example_set):
 
 
 def test_ssl_vectors_ids_attrs_and_physical(ssl_run, example_set):
-    ids, vectors, attrs = E.read_embeddings(ssl_run[0])
+    ids, vectors, attrs = read_embeddings(ssl_run[0])
     meta = metadata_of(example_set)
     assert list(ids) == list(meta.gravityspy_id)                    # one row per glitch, metadata order
     assert vectors.dtype == np.float32 and vectors.shape == (len(meta), 4 * 512)
@@ -38,22 +39,24 @@ def test_ssl_vectors_ids_attrs_and_physical(ssl_run, example_set):
     assert attrs["views"] == ["0.5.png", "1.0.png", "2.0.png", "4.0.png"]
     config = attrs["encoder_config"]
     assert config["epochs"] == 1 and config["image_size"] == [64, 80] and config["seed"] == 0
-    phys = E.read_physical(ssl_run[0])
+    phys = read_physical(ssl_run[0])
     for column in ("peak_frequency", "bandwidth", "duration", "snr"):
         np.testing.assert_allclose(phys[column], meta[column])      # stored beside the vectors ...
     assert list(phys.label) == list(meta.label) and list(phys.ifo) == list(meta.ifo)
+    assert list(phys.columns) == ["gravityspy_id", "label", "peak_frequency", "central_freq", "bandwidth", "duration", "snr",
+                                  "amplitude", "ifo"]                # gravityaudit.files.PHYSICAL_COLUMNS
 
 
 def test_ssl_is_seeded(ssl_run):
-    a, b, c = (E.read_embeddings(p)[1] for p in ssl_run)
+    a, b, c = (read_embeddings(p)[1] for p in ssl_run)
     np.testing.assert_array_equal(a, b)                             # same input + seed -> same vectors
     assert not np.allclose(a, c)                                    # another seed -> another encoder
 
 
 def test_ssl_keeps_frequency_position(ssl_run):
     "The fixture's classes differ only by the height (frequency) of a blob: nearest neighbours must find the class."
-    ids, vectors, _ = E.read_embeddings(ssl_run[0])
-    assert E.knn_agreement(vectors, E.read_physical(ssl_run[0]).label, k=1) >= 0.8
+    ids, vectors, _ = read_embeddings(ssl_run[0])
+    assert E.knn_agreement(vectors, read_physical(ssl_run[0]).label, k=1) >= 0.8
 
 
 def test_timm_without_weights_warns_and_per_view(tmp_path, example_set):
@@ -61,16 +64,16 @@ def test_timm_without_weights_warns_and_per_view(tmp_path, example_set):
     with pytest.warns(UserWarning, match="randomly initialised"):
         out = E.embed(example_set[0], encoder="timm:resnet18", out=tmp_path / "r18.h5", image_size=32,
                       batch_size=8, accelerator="cpu", devices=1)
-    ids, vectors, attrs = E.read_embeddings(out)
+    ids, vectors, attrs = read_embeddings(out)
     assert vectors.shape == (len(meta), 4 * 512) and list(ids) == list(meta.gravityspy_id)
     assert attrs["encoder_config"]["pretrained"] is False and attrs["encoder_config"]["image_size"] == [32, 32]
     with pytest.warns(UserWarning):
         per_view = E.embed(example_set[0], encoder="timm:resnet18", out=tmp_path / "pv.h5", image_size=32,
                            batch_size=8, per_view=True, accelerator="cpu", devices=1)
-    pv_ids, pv_vectors, pv_attrs = E.read_embeddings(per_view)
+    pv_ids, pv_vectors, pv_attrs = read_embeddings(per_view)
     assert pv_vectors.shape == (4 * len(meta), 512) and pv_attrs["per_view"] is True
     assert list(pv_ids[:4]) == [meta.gravityspy_id[0]] * 4
-    assert list(E.read_physical(per_view).view[:4]) == ["0.5.png", "1.0.png", "2.0.png", "4.0.png"]
+    assert list(read_physical(per_view).view[:4]) == ["0.5.png", "1.0.png", "2.0.png", "4.0.png"]
     np.testing.assert_allclose(pv_vectors.reshape(len(meta), -1), vectors, rtol=1e-4, atol=1e-5)
 
 
@@ -80,13 +83,13 @@ def test_timm_loads_a_local_weights_file(tmp_path, example_set):
     with torch.no_grad(): source.conv1.weight.fill_(0.01)
     weights = tmp_path / "resnet18_local.pth"
     torch.save(source.state_dict(), weights)
-    backbone = E.timm_backbone("resnet18", str(weights))
+    backbone = E.frozen_encoder("resnet18", str(weights), (32, 32)).backbone     # asked of the model factory
     torch.testing.assert_close(backbone.conv1.weight, source.conv1.weight)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)                    # no 'random weights' warning this time
         out = E.embed(example_set[0], encoder=f"timm:resnet18:{weights}", out=tmp_path / "e.h5", image_size=32,
                       batch_size=8, accelerator="cpu", devices=1)
-    assert E.read_embeddings(out)[2]["encoder_config"]["pretrained"] is True
+    assert read_embeddings(out)[2]["encoder_config"]["pretrained"] is True
 
 
 def test_checkpoint_features(tmp_path, example_set):
@@ -97,7 +100,7 @@ def test_checkpoint_features(tmp_path, example_set):
     torch.save({"state_dict": classifier.state_dict(), "hyper_parameters": dict(classifier.hparams)}, checkpoint)
     out = E.embed(example_set[0], encoder=f"checkpoint:{checkpoint}", out=tmp_path / "e.h5", batch_size=8,
                   accelerator="cpu", devices=1)
-    ids, vectors, attrs = E.read_embeddings(out)
+    ids, vectors, attrs = read_embeddings(out)
     dm = E.data_module(example_set[0], image_size=[16, 16])
     batch = next(iter(dm.predict_dataloader()))
     with torch.no_grad(): expected = classifier.eval().model.forward_features(batch["image"]).numpy()
@@ -110,15 +113,15 @@ def test_checkpoint_features(tmp_path, example_set):
 
 def test_output_is_atomic(tmp_path, example_set):
     out = tmp_path / "embeddings.h5"
-    E.write_embeddings(out, ["a"], np.ones((1, 2)), {"encoder": "first"})
+    write_embeddings(out, ["a"], np.ones((1, 2)), {"encoder": "first"})
     with pytest.raises(Exception):                                  # fails half-way through writing the file
-        E.write_embeddings(out, ["a", "b"], np.zeros((2, 2)), {"encoder": "second"},
+        write_embeddings(out, ["a", "b"], np.zeros((2, 2)), {"encoder": "second"},
                            physical={"snr": np.array([object(), object()])})
-    assert E.read_embeddings(out)[2]["encoder"] == "first"          # the old file is intact ...
+    assert read_embeddings(out)[2]["encoder"] == "first"          # the old file is intact ...
     assert sorted(p.name for p in tmp_path.iterdir()) == ["embeddings.h5"]   # ... and no temporary is left
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):
         E.embed(example_set[0], encoder="timm:resnet18:nowhere.pth", out=out)
-    assert E.read_embeddings(out)[2]["encoder"] == "first"
+    assert read_embeddings(out)[2]["encoder"] == "first"
 
 
 def test_cli(tmp_path, example_set, capsys):
@@ -128,7 +131,7 @@ def test_cli(tmp_path, example_set, capsys):
     with pytest.warns(UserWarning):
         assert E.embed_command(argv) == 0
     assert "20 vectors of dimension 2048" in capsys.readouterr().out
-    assert E.read_embeddings(out)[1].shape == (20, 2048)
+    assert read_embeddings(out)[1].shape == (20, 2048)
     assert E.embed_command(["--data", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x.h5")]) == 2
     assert "missing.h5" in capsys.readouterr().err
     assert E.embed_command(["--data", str(example_set[0]), "--encoder", "vit"]) == 2
@@ -154,8 +157,8 @@ def test_ddp_predictions_come_back_in_order(tmp_path, example_set):
     # the seeded, untrained encoder is the same in every process: one process must give the very same rows
     single = E.embed(example_set[0], encoder="ssl", ssl_epochs=0, out=tmp_path / "one.h5", batch_size=3, seed=7,
                      accelerator="cpu", devices=1)
-    ids, vectors, _ = E.read_embeddings(tmp_path / "ddp.h5")
-    ids1, vectors1, _ = E.read_embeddings(single)
+    ids, vectors, _ = read_embeddings(tmp_path / "ddp.h5")
+    ids1, vectors1, _ = read_embeddings(single)
     assert list(ids) == list(ids1) == list(metadata_of(example_set).gravityspy_id)
     np.testing.assert_allclose(vectors, vectors1, rtol=1e-4, atol=1e-5)
     assert not (tmp_path / ".ddp.h5.ranks").exists()

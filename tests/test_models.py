@@ -190,6 +190,18 @@ def test_import_gravityaudit_stays_light():
 
 
 @torch.no_grad()
+def test_every_encoder_comes_from_the_factory():
+    "The label-free encoder's CNN and frozen timm backbones are built by create_encoder, like the classifiers' encoders."
+    band = create_encoder("ssl_cnn", width=8, freq_bands=4)
+    assert band.feature_dim == 256 and band(torch.rand(2, 1, 64, 80)).shape == (2, 256)
+    with pytest.warns(UserWarning, match="randomly initialised"):
+        frozen = create_encoder("timm:resnet18", in_chans=3, frozen=True)
+    assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
+    assert frozen(torch.rand(2, 3, 32, 32)).shape == (2, 512)
+    with pytest.raises(ValueError, match="unknown timm encoder 'small_cnn'"): create_encoder("timm:small_cnn")
+
+
+@torch.no_grad()
 def test_mlp_head_and_encoder_keywords(batch):
     model = create_model("small_cnn_mean", head_hidden=16, drop_rate=0.1).eval()
     assert model(batch).shape == (2, 22) and model.head[0].out_features == 16
