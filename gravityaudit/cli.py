@@ -12,7 +12,7 @@ __all__ = ['COMMANDS', 'USER_ERRORS', 'available_commands', 'usage', 'error_line
 # %% ../nbs/16_cli.ipynb #acc6fb8b
 COMMANDS: dict[str, tuple[str, str, str]] = {
     # name: (module, function taking argv, one-line summary)
-    "info":     ("gravityaudit.data",     "info_command",     "Summarise a data set: classes, splits, views, metadata columns"),
+    "info":     ("gravityaudit.sources",  "info_command",     "Summarise a data set: classes, splits, views, metadata columns"),
     "download": ("gravityaudit.download", "download_command", "Download the Gravity Spy training set from Zenodo (resumable, MD5-checked)"),
     "scan":     ("gravityaudit.qscan",    "scan_command",     "Omega scans (0.5/1/2/4 s) of strain segments into a Gravity Spy-layout HDF5 file"),
     "simulate": ("gravityaudit.simulate", "simulate_command", "Simulate a Gravity Spy-like data set with planted taxonomy failures"),
