@@ -14,7 +14,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     # name: (module, function taking argv, one-line summary)
     "info":     ("gravityaudit.sources",  "info_command",     "Summarise a data set: classes, splits, views, metadata columns"),
     "download": ("gravityaudit.download", "download_command", "Download the Gravity Spy training set from Zenodo (resumable, MD5-checked)"),
-    "scan":     ("gravityaudit.qscan",    "scan_command",     "Omega scans (0.5/1/2/4 s) of strain segments into a Gravity Spy-layout HDF5 file"),
+    "scan":     ("gravityaudit.scan",     "scan_command",     "Omega scans (0.5/1/2/4 s) of strain segments into a Gravity Spy-layout HDF5 file"),
     "simulate": ("gravityaudit.simulate", "simulate_command", "Simulate a Gravity Spy-like data set with planted taxonomy failures"),
     "fit":      ("gravityaudit.train",    "fit_command",      "Train a classifier (LightningCLI; --config configs/<name>.yaml)"),
     "validate": ("gravityaudit.train",    "validate_command", "Validate a trained classifier (LightningCLI)"),

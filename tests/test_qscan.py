@@ -9,7 +9,8 @@ import torch
 from scipy.signal import welch
 
 from gravityaudit import qscan
-from gravityaudit.qscan import SCAN_FREQUENCIES, omega_scan, reference_scan, scan_command, scan_times, whiten
+from gravityaudit.qscan import SCAN_FREQUENCIES, omega_scan, reference_scan, scan_times, whiten
+from gravityaudit.scan import scan_command
 
 FS = 4096
 N = 8 * FS
