@@ -83,7 +83,8 @@ def test_timm_loads_a_local_weights_file(tmp_path, example_set):
     with torch.no_grad(): source.conv1.weight.fill_(0.01)
     weights = tmp_path / "resnet18_local.pth"
     torch.save(source.state_dict(), weights)
-    backbone = E.frozen_encoder("resnet18", str(weights), (32, 32)).backbone     # asked of the model factory
+    from gravityaudit.features import frozen_encoder
+    backbone = frozen_encoder("resnet18", str(weights), (32, 32)).backbone     # asked of the model factory
     torch.testing.assert_close(backbone.conv1.weight, source.conv1.weight)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)                    # no 'random weights' warning this time
@@ -141,7 +142,7 @@ def test_cli(tmp_path, example_set, capsys):
 DDP_SCRIPT = """
 import sys
 from gravityaudit.embed import embed
-embed(sys.argv[1], encoder="ssl", ssl_epochs=0, out=sys.argv[2], batch_size=3, seed=7,
+embed(sys.argv[1], encoder="timm:resnet18", image_size=32, out=sys.argv[2], batch_size=3, seed=7,
       accelerator="cpu", devices=2, strategy="ddp")
 """
 
@@ -154,8 +155,8 @@ def test_ddp_predictions_come_back_in_order(tmp_path, example_set):
     run = subprocess.run([sys.executable, str(script), str(example_set[0]), str(tmp_path / "ddp.h5")],
                          capture_output=True, text=True, timeout=280, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
-    # the seeded, untrained encoder is the same in every process: one process must give the very same rows
-    single = E.embed(example_set[0], encoder="ssl", ssl_epochs=0, out=tmp_path / "one.h5", batch_size=3, seed=7,
+    # the seeded, frozen random backbone is the same in every process: one process must give the very same rows
+    single = E.embed(example_set[0], encoder="timm:resnet18", image_size=32, out=tmp_path / "one.h5", batch_size=3, seed=7,
                      accelerator="cpu", devices=1)
     ids, vectors, _ = read_embeddings(tmp_path / "ddp.h5")
     ids1, vectors1, _ = read_embeddings(single)
