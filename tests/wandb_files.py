@@ -1,12 +1,23 @@
 """Reading an offline W&B run file back, so tests can check what a run logged without a W&B server.
 
-A `run-*.wandb` file is a LevelDB-style log (32 KiB blocks, 7-byte record headers) of protobuf `Record`s."""
+A `run-*.wandb` file is a LevelDB-style log (32 KiB blocks, 7-byte record headers) of protobuf `Record`s. W&B's
+service process may still be writing the last records when `run.finish()` returns, so the readers wait (up to
+`timeout` seconds) for the run's `exit` record before they answer."""
 from __future__ import annotations
-import json, struct
+import json, struct, time
 from pathlib import Path
 
 
-def read_wandb_records(path) -> list:
+def read_wandb_records(path, timeout: float = 30.0) -> list:
+    "The protobuf `Record`s of a W&B run file, once it holds the run's exit record (or after `timeout` seconds)."
+    deadline = time.monotonic() + timeout
+    while True:
+        records = _parse_run_file(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline: return records
+        time.sleep(0.2)
+
+
+def _parse_run_file(path) -> list:
     "The protobuf `Record`s of a W&B run file (`run-*.wandb`: LevelDB log format, 32 KiB blocks, 7-byte headers)."
     from wandb.proto import wandb_internal_pb2 as pb
     data, block = Path(path).read_bytes(), 32768
