@@ -17,7 +17,8 @@ from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "offline"); os.environ.setdefault("WANDB_SILENT", "true"); os.environ.setdefault("MPLBACKEND", "Agg")
 import torch
-from gravityaudit.train import GlitchCLI, fit_command, config_path, find_checkpoint, _resolve_config_args
+from gravityaudit.train import GlitchCLI, fit_command, config_path, _resolve_config_args
+from gravityaudit.checkpoints import find_checkpoint
 
 SHIPPED = ["demo", "merged_cnn", "resnet18_single_1s", "resnet18_attention", "vit_attention"]
 COLUMNS = ["test/acc", "test/balanced_acc", "test/f1_macro", "test/top3_acc"]

@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     from accuracy import train_and_test
     from gravityaudit.simulate import GRAVITY_SPY_SIZE, simulate
     from gravityaudit.classify import classify_strain
-    from gravityaudit.train import find_checkpoint
+    from gravityaudit.checkpoints import find_checkpoint
     from gravityaudit.realism import read_real_glitches
     n = a.n or GRAVITY_SPY_SIZE
     sim = a.out / "simulate"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "offline"); os.environ.setdefault("WANDB_SILENT", "true"); os.environ.setdefault("MPLBACKEND", "Agg")
 import torch
-from gravityaudit.train import GlitchClassifier, fit_command, config_path
+from gravityaudit.classifier import GlitchClassifier
+from gravityaudit.train import fit_command, config_path
 from gravityaudit.taxonomy import CLASSES_V1
 
 

@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 import torch
 from gravityaudit.classify import (load_checkpoint, predict_dataset, predict_command, classify_strain, classify_command,
-                                   strain_to_images, classifier_inputs, probability_table, read_strain, predict_images)
+                                   strain_to_images, classifier_inputs, probability_table, predict_images)
+from gravityaudit.files import read_strain
 from gravityaudit.layout import scan_to_image
 from gravityaudit.qscan import omega_scan, SCAN_FREQUENCIES
 from gravityaudit.taxonomy import DURATIONS
-from gravityaudit.train import GlitchClassifier
+from gravityaudit.classifier import GlitchClassifier
 
 CLASSES = ["Low_Frequency_Burst", "Whistle"]
 
@@ -172,7 +173,7 @@ def test_classify_command_npy_and_hdf5(trained, tmp_path):
     with h5py.File(tmp_path / "s.h5", "w") as f:
         f.create_dataset("L1/strain", data=strain[1]).attrs["dx"] = 1 / 4096    # a gwpy-style dataset: rate from dx
         f.create_dataset("other", data=np.zeros(3))
-    assert read_strain(tmp_path / "s.h5", "L1/strain")[1] == pytest.approx(4096)
+    assert read_strain(tmp_path / "s.h5", "L1/strain").sample_rate == pytest.approx(4096)
     with pytest.raises(ValueError, match="--dataset"): read_strain(tmp_path / "s.h5")
     with pytest.raises(KeyError, match="nope"): read_strain(tmp_path / "s.h5", "nope")
     assert classify_command(["--checkpoint", str(trained), "--strain", str(tmp_path / "s.h5"), "--dataset", "L1/strain",

@@ -18,7 +18,7 @@ def real_layout_run(tmp_path_factory):
     h5, csv = write_example_set(d / "gravityspy", n_per_class=6, seed=3)
     out = d / "run"
     argv = CLI + ["pipeline", "--config", "configs/pipeline/gravityspy_v1.yaml", "--data", str(h5), "--metadata", str(csv),
-                  "--out", str(out), "--set", "fit_config=configs/demo.yaml", "max_epochs=1", "ssl_epochs=1", "ssl_width=8"]
+                  "--out", str(out), "--set", "fit_config=configs/train/demo.yaml", "max_epochs=1", "ssl_epochs=1", "ssl_width=8"]
     env = {**os.environ, "WANDB_MODE": "offline", "MPLBACKEND": "Agg"}
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
