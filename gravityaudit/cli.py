@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "download": ("gravityaudit.download", "download_command", "Download the Gravity Spy training set from Zenodo (resumable, MD5-checked)"),
     "scan":     ("gravityaudit.scan",     "scan_command",     "Omega scans (0.5/1/2/4 s) of strain segments into a Gravity Spy-layout HDF5 file"),
     "simulate": ("gravityaudit.simulate", "simulate_command", "Simulate a Gravity Spy-like data set with planted taxonomy failures"),
-    "fit":      ("gravityaudit.train",    "fit_command",      "Train a classifier (LightningCLI; --config configs/<name>.yaml)"),
+    "fit":      ("gravityaudit.train",    "fit_command",      "Train a classifier (LightningCLI; --config configs/train/<name>.yaml)"),
     "validate": ("gravityaudit.train",    "validate_command", "Validate a trained classifier (LightningCLI)"),
     "test":     ("gravityaudit.train",    "test_command",     "Test a trained classifier on the test split (LightningCLI)"),
     "predict":  ("gravityaudit.classify", "predict_command",  "Predict classes for every glitch of a data set into a CSV"),

@@ -69,7 +69,7 @@ def embed(data, metadata=None, encoder: str = "ssl", out="embeddings.h5", per_vi
         config.update(name=spec["name"], weights=spec["weights"], pretrained=spec["weights"] is not None, image_size=list(size))
     else:
         if per_view: raise ValueError(f"encoder {encoder}: --per-view needs a per-view encoder (ssl or timm), not a fused classifier")
-        from gravityaudit.train import load_classifier
+        from gravityaudit.checkpoints import load_classifier
         if not Path(spec["path"]).is_file(): raise FileNotFoundError(f"encoder {encoder}: checkpoint {spec['path']} not found")
         clf = load_classifier(spec["path"], map_location="cpu")
         dm = data_module(data, metadata, batch_size, num_workers, image_size=clf.image_size, durations=clf.durations,

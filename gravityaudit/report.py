@@ -177,8 +177,8 @@ def report_command(argv: list[str]) -> int:
     a = p.parse_args(argv)
     truth = json.loads(Path(a.truth).read_text()) if a.truth else None
     if truth is None and a.audit and "scenario" in pd.read_csv(a.metadata, nrows=1).columns:
-        from gravityaudit.audit import score_against_truth   # simulated data: score the audit against what was planted
-        truth = json.loads(json.dumps(score_against_truth(a.audit, a.metadata), default=float))
+        from gravityaudit.truth import score_audit_folder   # simulated data: score the audit against what was planted
+        truth = json.loads(json.dumps(score_audit_folder(a.audit, a.metadata), default=float))
     page = build_report(a.out, a.metadata, a.predictions, a.audit, truth, a.title)
     print(f"report written to {page}")
     return 0

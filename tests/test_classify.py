@@ -71,7 +71,7 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from gravityaudit.data import write_example_set
+    from gravityaudit.examples import write_example_set
     return write_example_set(tmp_path_factory.mktemp("set"), n_per_class=2, classes=["Low_Frequency_Burst", "Whistle", "Blip"])
 
 

@@ -13,7 +13,7 @@ CLI = [sys.executable, "-c", "import sys; from gravityaudit.cli import main; sys
 @pytest.fixture(scope="module")
 def real_layout_run(tmp_path_factory):
     "Run configs/pipeline/gravityspy_v1.yaml, shrunk with --set, on a 22-class real-layout file."
-    from gravityaudit.data import write_example_set
+    from gravityaudit.examples import write_example_set
     d = tmp_path_factory.mktemp("v1")
     h5, csv = write_example_set(d / "gravityspy", n_per_class=6, seed=3)
     out = d / "run"
