@@ -22,6 +22,7 @@ from .label_issues import (
     issue_features, neighbour_indices, neighbour_support, out_of_fold_probabilities, find_label_issues, nearest_by_cosine,
     novelty_neighbour_share, rank_novel)
 from .truth import audit_tables, score_against_truth
+from .evidence import check_physical_columns
 
 # %% auto #0
 __all__ = ['ASSIGNMENT_COLUMNS', 'TaxonomyAudit', 'write_report', 'AuditResult', 'log_to_wandb', 'run_audit', 'audit_command',
@@ -312,6 +313,7 @@ def run_audit(data, embeddings, out, metadata=None, config=None, figures: bool =
     meta = metadata_for(data, metadata, classes=None)         # the audit accepts any label
     ids, vectors, _ = read_embeddings(embeddings)
     vectors, meta = align(ids, vectors, meta)
+    check_physical_columns(meta, str(metadata) if isinstance(metadata, (str, Path)) else "metadata")
     metadata_file = metadata if isinstance(metadata, (str, Path)) else find_metadata(data) if data is not None else None
     inputs = {"data": data, "metadata": metadata_file, "embeddings": embeddings}
     timings["read"] = time.perf_counter() - t

@@ -42,8 +42,11 @@ def load_classifier(path, map_location="cpu"):
     "A trained `GlitchClassifier` (eval mode, calibrated temperature) from a checkpoint, loaded weights-only."
     from gravityaudit.classifier import GlitchClassifier
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"checkpoint {path} not found")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    from gravityaudit.checks import check_input_file
+    check_input_file(path, "checkpoint", "checkpoint")              # missing, empty or a text file: named, before torch reads it
+    try: ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError) as e:
+        raise ValueError(f"checkpoint {path} cannot be read (truncated or not a torch checkpoint): {str(e).splitlines()[0]}") from None
     info = ckpt.get("gravityaudit") or {}
     hp = dict(info.get("hyper_parameters") or ckpt.get("hyper_parameters") or {})
     if not hp: raise ValueError(f"{path}: no hyperparameters in the checkpoint; was it written by gravityaudit fit?")

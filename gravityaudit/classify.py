@@ -11,11 +11,12 @@ import pandas as pd
 from .taxonomy import DURATIONS
 from .layout import scan_to_image
 from .files import read_strain, write_table
+from .checks import check_number, check_out_path, check_strain
 
 # %% auto #0
 __all__ = ['load_checkpoint', 'view_positions', 'classifier_inputs', 'top_classes', 'probability_table', 'predict_images',
-           'prediction_data_module', 'predict_dataset', 'predict_command', 'as_segments', 'strain_to_images',
-           'ScanProfileWarning', 'scan_profile_mismatch', 'classify_strain', 'classify_command']
+           'prediction_data_module', 'predict_dataset', 'predict_command', 'strain_to_images', 'ScanProfileWarning',
+           'scan_profile_mismatch', 'classify_strain', 'classify_command']
 
 # %% ../nbs/09_classify.ipynb #9c310965
 def load_checkpoint(checkpoint, map_location: str = "cpu"):
@@ -84,6 +85,8 @@ def predict_dataset(checkpoint, data, metadata=None, batch_size: int = 64, mc_sa
                     cache=False, accelerator: str = "cpu", devices=1, strategy: str = "auto", share_dir=None) -> pd.DataFrame | None:
     "gravityspy_id, label, predicted, confidence, top3, [uncertainty], p_<class>... for every glitch of a data set (None on ranks > 0)."
     import shutil, tempfile
+    check_number("batch_size", batch_size, minimum=1, integer=True)
+    check_number("mc_samples", mc_samples, minimum=0, integer=True)
     import lightning as L
     from gravityaudit.callbacks import PredictionWriter, read_predictions
     classifier = load_checkpoint(checkpoint)
@@ -126,7 +129,7 @@ def predict_command(argv: list[str] | None = None) -> int:
     p.add_argument("--devices", default="1", help="a count, e.g. 2, or 'auto'")
     p.add_argument("--strategy", default="auto", help="e.g. ddp")
     a = p.parse_args(argv)
-    out = Path(a.out)
+    out = check_out_path(a.out)
     devices = int(a.devices) if str(a.devices).isdigit() else a.devices
     try:
         table = predict_dataset(a.checkpoint, a.data, a.metadata, a.batch_size, a.mc_samples, a.seed, cache=a.cache,
@@ -140,18 +143,10 @@ def predict_command(argv: list[str] | None = None) -> int:
     return 0
 
 # %% ../nbs/09_classify.ipynb #1e652cc9
-def as_segments(strain, where: str = "strain") -> np.ndarray:
-    "Strain as a float64 array (N, T) of segments; (T,) is one segment; rejects other shapes and NaN."
-    x = np.asarray(strain, dtype=np.float64)
-    if x.ndim == 1: x = x[None]
-    if x.ndim != 2 or x.shape[1] == 0: raise ValueError(f"{where}: expected shape (T,) or (N, T); got {np.shape(strain)}")
-    if not np.isfinite(x).all(): raise ValueError(f"{where}: strain contains NaN or Inf values")
-    return x
-
 def strain_to_images(strain, sample_rate: float, center=None) -> np.ndarray:
     "Four-view images (N, 4, 140, 170) in Gravity Spy orientation from strain (T,) or (N, T): omega scans, flipped."
     from gravityaudit.qscan import omega_scan
-    segments = as_segments(strain)
+    segments = check_strain(strain)
     scans = omega_scan(segments, sample_rate) if center is None else omega_scan(segments, sample_rate, center=center)
     return scan_to_image(np.asarray(scans, dtype=np.float32))
 
@@ -175,7 +170,9 @@ def classify_strain(checkpoint, strain, sample_rate: float, center=None, batch_s
     "Classify strain segments (T,) or (N, T), raw or whitened: index, label, confidence, top3, [uncertainty], p_<class>."
     import warnings
     classifier = load_checkpoint(checkpoint)
-    segments = as_segments(strain)
+    check_number("batch_size", batch_size, minimum=1, integer=True)
+    check_number("mc_samples", mc_samples, minimum=0, integer=True)
+    segments = check_strain(strain)
     why = scan_profile_mismatch(getattr(classifier, "scan_profile", {}), sample_rate, segments.shape[1] / sample_rate)
     if why: warnings.warn(f"{checkpoint}: {why}. The classifier will see scans unlike its training data; train it on a set "
                           "simulated with this strain profile (e.g. configs/simulate/open_data_4096.yaml)", ScanProfileWarning, stacklevel=2)
@@ -204,7 +201,9 @@ def classify_command(argv: list[str] | None = None) -> int:
     p.add_argument("--mc-samples", type=int, default=0, help="Monte-Carlo-dropout passes for an uncertainty column (0: none)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
+    check_out_path(a.out)
     strain = read_strain(a.strain, a.dataset)
+    check_strain(strain.data, f"strain file {a.strain}")          # before the checkpoint is loaded: bad strain fails at once
     rate = a.sample_rate or strain.sample_rate
     if not rate: raise ValueError(f"{a.strain}: no sample rate stored with the strain; pass --sample-rate")
     table = classify_strain(a.checkpoint, strain.data, rate, a.center, a.batch_size, a.mc_samples, a.seed)

@@ -14,10 +14,10 @@ from .checks import check_number
 
 # %% auto #0
 __all__ = ['FAILURE_MODES', 'GROWTH_COLUMNS', 'AuditConfig', 'cosine_spread', 'one_d_ordering', 'segments_along',
-           'continuum_evidence', 'end_to_end_extent', 'typical_neighbour_distance', 'physical_features',
-           'common_labels', 'physical_rule', 'physical_test', 'growth_coordinates', 'physical_growth',
-           'label_order_association', 'drift_evidence', 'decide_failure_mode', 'cluster_evidence', 'physical_parts',
-           'split_physical_clusters', 'judge_parts']
+           'continuum_evidence', 'end_to_end_extent', 'typical_neighbour_distance', 'check_physical_columns',
+           'physical_features', 'common_labels', 'physical_rule', 'physical_test', 'growth_coordinates',
+           'physical_growth', 'label_order_association', 'drift_evidence', 'decide_failure_mode', 'cluster_evidence',
+           'physical_parts', 'split_physical_clusters', 'judge_parts']
 
 # %% ../nbs/11b_evidence.ipynb #5a6704c5
 FAILURE_MODES = ("over_split", "physical_split", "over_compressed", "drift", "clean")
@@ -172,15 +172,27 @@ def typical_neighbour_distance(cluster_ids, unit_vectors) -> float:
     np.fill_diagonal(d, np.inf)
     return float(np.median(d.min(1)))
 
+# %% ../nbs/11b_evidence.ipynb #3ec695fe
+def check_physical_columns(metadata: pd.DataFrame, where: str = "metadata") -> pd.DataFrame:
+    "`metadata` if every physical test column it holds is a finite number (and `ifo` is present); else a ValueError naming the column and glitches."
+    for name in [c for c in PHYSICAL_TEST_COLUMNS if c in metadata]:
+        if name == "ifo": bad = metadata[name].isna().to_numpy()
+        else: bad = ~np.isfinite(pd.to_numeric(metadata[name], errors="coerce").to_numpy(dtype=float))
+        if bad.any():
+            ids = metadata["gravityspy_id"].astype(str).to_numpy()[bad][:3].tolist() if "gravityspy_id" in metadata else np.flatnonzero(bad)[:3].tolist()
+            raise ValueError(f"{where}: column {name!r} has {int(bad.sum())} missing or non-numeric value(s) (e.g. {ids}); "
+                             "fill them in or drop the column")
+    return metadata
+
 # %% ../nbs/11b_evidence.ipynb #a3d82e1c
 def physical_features(metadata: pd.DataFrame) -> np.ndarray:
     "The physical coordinates as numbers: log10 of peak frequency, bandwidth, duration and SNR, and one column per detector."
+    check_physical_columns(metadata)
     cols = []
     for name in [c for c in PHYSICAL_TEST_COLUMNS if c != "ifo"]:
         if name in metadata:
             x = pd.to_numeric(metadata[name], errors="coerce").to_numpy(dtype=float)
-            x = np.log10(np.clip(x, 1e-6, None))
-            cols.append(np.where(np.isfinite(x), x, np.nanmedian(x) if np.isfinite(x).any() else 0.0))
+            cols.append(np.log10(np.clip(x, 1e-6, None)))
     if "ifo" in metadata:
         ifo = metadata["ifo"].astype(str).to_numpy()
         for name in sorted(set(ifo))[1:]: cols.append((ifo == name).astype(float))

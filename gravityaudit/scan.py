@@ -50,6 +50,7 @@ def scan_command(argv: list[str]) -> int:
     strain = np.asarray(strain)
     if strain.ndim == 1: strain = strain[None]
     if strain.ndim != 2 or strain.size == 0: raise ValueError(f"strain file {args.strain}: expected a non-empty 1-D or 2-D array; got shape {strain.shape}")
+    check_strain(strain[:1], f"strain file {args.strain}")                 # dtype and first row at the door; every row below
     from gravityaudit.qscan import omega_scan, _check_sample_rate      # torch: only once the inputs are known to be good
     sr, n_rows = _check_sample_rate(args.sample_rate), strain.shape[0]
     center = strain.shape[1] / sr / 2 if args.center is None else args.center

@@ -25,6 +25,9 @@ def _require_source(data) -> Path:
     "`data` as a Path if it exists (a file or a PNG folder); otherwise FileNotFoundError naming it."
     data = Path(data)
     if not data.exists(): raise FileNotFoundError(f"data set {data} does not exist")
+    if data.is_file() and data.suffix.lower() in (".h5", ".hdf5", ".hdf"):
+        from gravityaudit.checks import check_input_file
+        check_input_file(data, "data set", "HDF5")                  # empty, truncated header or not HDF5: named here
     return data
 
 # %% ../nbs/03b_sources.ipynb #57675b7b

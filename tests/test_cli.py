@@ -1,6 +1,8 @@
 """The command line's error convention: a user error is one line on stderr naming the culprit, exit code 2."""
 import os, subprocess, sys
 from pathlib import Path
+import numpy as np
+import pandas as pd
 import pytest
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
@@ -41,3 +43,67 @@ def test_user_error_is_one_line_and_exit_2(tmp_path, args, culprit, output):
 def test_debug_shows_the_traceback(tmp_path):
     code, _, err = gravityaudit("info", "missing.h5", "--debug", cwd=tmp_path)
     assert code != 0 and "Traceback" in err and "missing.h5" in err
+
+
+# ------------------------------------------------------------------ hostile inputs against a real little study
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    "A small data set in the Gravity Spy layout, embeddings of its glitches, and a gallery of broken inputs beside them."
+    from gravityaudit.examples import write_example_set
+    from gravityaudit.files import write_embeddings
+    d = tmp_path_factory.mktemp("study")
+    data, csv = write_example_set(d, n_per_class=4, classes=["Blip", "Whistle", "Koi_Fish"], h5_name="dataset.h5", csv_name="metadata.csv")
+    meta = pd.read_csv(csv, dtype={"gravityspy_id": str})
+    write_embeddings(d / "embeddings.h5", meta.gravityspy_id, np.random.default_rng(0).normal(size=(len(meta), 8)), {"encoder": "test"})
+    meta.assign(label=meta.label.where(meta.index != 2, "Blip ")).to_csv(d / "padded_label.csv", index=False)
+    meta.assign(label=meta.label.where(meta.index != 2, None)).to_csv(d / "missing_label.csv", index=False)
+    meta.assign(snr=meta.snr.where(meta.index != 2, None)).to_csv(d / "nan_snr.csv", index=False)
+    meta.iloc[:5].assign(predicted=meta.label[:5], confidence=0.9).to_csv(d / "five.csv", index=False)   # predictions of 5 glitches only
+    (d / "thirty.yaml").write_text("n_neighbors: thirty\n"); (d / "negative.yaml").write_text("min_samples: -4\n")
+    (d / "empty.h5").write_bytes(b""); (d / "text.ckpt").write_text("not a checkpoint\n"); (d / "empty.csv").write_text("")
+    np.save(d / "flat.npy", np.zeros((2, 4096 * 8))); np.save(d / "complex.npy", np.ones(4096 * 8) * (1 + 1j))
+    (d / "a_folder").mkdir()
+    return d
+
+
+AUDIT = ["audit", "--data", "{d}/dataset.h5", "--embeddings", "{d}/embeddings.h5", "--out", "{out}/audit"]
+HOSTILE = [  # (arguments, text the one-line message must contain)
+    (["info", "{d}/empty.h5"], "empty.h5 is empty"),
+    (["embed", "--data", "{d}/empty.h5", "--out", "{out}/e.h5"], "empty.h5"),
+    (["embed", "--data", "{d}/dataset.h5", "--ssl-epochs", "0", "--out", "{out}/e.h5"], "ssl_epochs"),
+    (["embed", "--data", "{d}/dataset.h5", "--ssl-epochs", "-1", "--out", "{out}/e.h5"], "ssl_epochs"),
+    (["embed", "--data", "{d}/dataset.h5", "--image-size", "0", "--out", "{out}/e.h5"], "image_size"),
+    (["embed", "--data", "{d}/dataset.h5", "--batch-size", "0", "--out", "{out}/e.h5"], "batch_size"),
+    (["predict", "--checkpoint", "{d}/text.ckpt", "--data", "{d}/dataset.h5", "--out", "{out}/p.csv"], "text.ckpt is not a checkpoint"),
+    (["predict", "--checkpoint", "{d}/text.ckpt", "--data", "{d}/dataset.h5", "--batch-size", "0", "--out", "{out}/p.csv"], "batch_size"),
+    (["predict", "--checkpoint", "{d}/text.ckpt", "--data", "{d}/dataset.h5", "--mc-samples", "-2", "--out", "{out}/p.csv"], "mc_samples"),
+    (["predict", "--checkpoint", "{d}/text.ckpt", "--data", "{d}/dataset.h5", "--out", "{d}/a_folder"], "a_folder is a folder"),
+    (["classify", "--checkpoint", "{d}/text.ckpt", "--strain", "{d}/flat.npy", "--sample-rate", "4096", "--out", "{out}/c.csv"], "constant"),
+    (["classify", "--checkpoint", "{d}/text.ckpt", "--strain", "{d}/complex.npy", "--sample-rate", "4096", "--out", "{out}/c.csv"], "complex"),
+    (["classify", "--checkpoint", "{d}/text.ckpt", "--strain", "{d}/flat.npy", "--sample-rate", "4096", "--out", "{d}/a_folder"], "a_folder is a folder"),
+    (["scan", "--strain", "{d}/complex.npy", "--sample-rate", "4096", "--out", "{out}/s/scans.h5"], "complex"),
+    (["scan", "--strain", "{d}/flat.npy", "--sample-rate", "4096", "--batch-size", "0", "--out", "{out}/s/scans.h5"], "--batch-size"),
+    (AUDIT + ["--metadata", "{d}/padded_label.csv"], "surrounding spaces"),
+    (AUDIT + ["--metadata", "{d}/missing_label.csv"], "missing label"),
+    (AUDIT + ["--metadata", "{d}/nan_snr.csv"], "column 'snr'"),
+    (AUDIT + ["--metadata", "{d}/empty.csv"], "empty.csv"),
+    (AUDIT + ["--config", "{d}/thirty.yaml"], "n_neighbors: must be an integer >= 2, got 'thirty'"),
+    (AUDIT + ["--config", "{d}/negative.yaml"], "min_samples: must be an integer >= 1, got -4"),
+    (["similar", "--embeddings", "{d}/embeddings.h5", "--id", "x", "--k", "0"], "k: must be an integer >= 1"),
+    (["similar", "--embeddings", "{d}/embeddings.h5", "--id", "x", "--k", "-3"], "k: must be an integer >= 1"),
+    (["similar", "--embeddings", "{d}/embeddings.h5", "--id", "x", "--k", "100000"], "k: must be an integer >= 1"),
+    (["report", "--metadata", "{d}/metadata.csv", "--audit", "{d}/a_folder", "--out", "{out}/report"], "no manifest.json"),
+    (["report", "--metadata", "{d}/metadata.csv", "--predictions", "{d}/five.csv", "--out", "{out}/report"], "different glitches"),
+]
+
+
+@pytest.mark.parametrize("args,culprit", HOSTILE, ids=[f"{h[0][0]}-{i}" for i, h in enumerate(HOSTILE)])
+def test_hostile_input_is_refused_at_the_door(tmp_path, study, args, culprit):
+    "Exit code 2, one line naming the culprit, no traceback, and no output of any kind left behind."
+    out = tmp_path / "out"; out.mkdir()
+    code, _, err = gravityaudit(*[a.format(d=study, out=out) for a in args], cwd=tmp_path)
+    assert code == 2, err[-2000:]
+    assert "Traceback" not in err
+    lines = [l for l in err.splitlines() if l.startswith("gravityaudit")]
+    assert len(lines) == 1 and culprit in lines[0], err[-2000:]
+    assert list(out.iterdir()) == [], list(out.iterdir())                       # nothing written, no folder, no temporaries
