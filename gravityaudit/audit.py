@@ -61,6 +61,15 @@ class TaxonomyAudit:
         args = ([f"config={self.config!r}"] if self.config is not None else []) + [f"{k}={v!r}" for k, v in self.params.items()]
         return f"TaxonomyAudit({', '.join(args)})"
 
+    def _repr_html_(self) -> str:
+        "In Jupyter: the verdict counts and the cluster table of a fitted audit (the parameters before `fit`)."
+        import html
+        if not hasattr(self, "clusters_"): return f"<pre>{html.escape(repr(self))}</pre>"
+        real = self.clusters_[self.clusters_.cluster >= 0]
+        modes = ", ".join(f"{k} {v}" for k, v in real.failure_mode.value_counts().items())
+        return (f"<p><b>{html.escape(repr(self))}</b>: {len(self.assignments_)} glitches, {len(real)} clusters ({html.escape(modes)}), "
+                f"{len(self.label_issues_)} label issues, {len(self.novel_)} novel candidates</p>" + real.to_html(index=False, max_rows=40))
+
     def effective_config(self) -> AuditConfig:
         "The checked `AuditConfig` that `fit` uses: the config's fields, each keyword argument replacing its field."
         base = AuditConfig.load(self.config)
@@ -265,7 +274,7 @@ def write_report(out_dir, result, timings: dict | None = None, truth: dict | Non
     return path
 
 # %% ../nbs/11d_audit.ipynb #3482f911
-@dataclass
+@dataclass(repr=False)
 class AuditResult:
     "What `run_audit` produced: the output folder, its tables, the fitted audit and the timings by stage."
     out: Path
@@ -276,6 +285,13 @@ class AuditResult:
     audit: TaxonomyAudit
     timings: dict = field(default_factory=dict)
     truth: dict | None = None
+
+    def __repr__(self) -> str:
+        modes = self.clusters[self.clusters.cluster >= 0].failure_mode.value_counts().to_dict() if len(self.clusters) else {}
+        return (f"AuditResult({str(self.out)!r}: {len(self.assignments)} glitches, {len(self.clusters)} clusters {modes}, "
+                f"{len(self.label_issues)} label issues, {len(self.novel)} novel candidates)")
+
+    def _repr_html_(self) -> str: return self.audit._repr_html_()
 
 # %% ../nbs/11d_audit.ipynb #5e2273a5
 ASSIGNMENT_COLUMNS = ["gravityspy_id", "label", "cluster", "umap_x", "umap_y", "outlier_score", "membership"]
@@ -378,9 +394,14 @@ def audit_command(argv: list[str]) -> int:
     return 0
 
 # %% ../nbs/11d_audit.ipynb #74828a8e
-def similar(gravityspy_id: str, embeddings, k: int = 12, metadata=None) -> pd.DataFrame:
-    "The `k` glitches most similar (cosine) to `gravityspy_id` in an embeddings file, with labels when metadata is given."
-    ids, vectors, _ = read_embeddings(embeddings)
+def similar(gravityspy_id: str, # the query glitch
+            embeddings, # an embeddings.h5 path, or (ids, vectors) already in memory
+            k: int = 12, # how many neighbours
+            metadata=None) -> pd.DataFrame: # a metadata CSV or table, to show labels
+    "The `k` glitches most similar (cosine) to `gravityspy_id`, with labels when metadata is given."
+    if isinstance(embeddings, (tuple, list)) and len(embeddings) == 2:
+        ids, vectors = np.asarray(embeddings[0]).astype(str), np.asarray(embeddings[1], dtype=np.float32)
+    else: ids, vectors, _ = read_embeddings(embeddings)
     check_number("k", k, minimum=1, maximum=len(ids) - 1, integer=True)
     where = np.flatnonzero(ids == str(gravityspy_id))
     if len(where) == 0: raise KeyError(f"gravityspy_id {gravityspy_id!r} is not in {embeddings}")
