@@ -315,6 +315,7 @@ def simulate(out, n_glitches: int | None = None, balance: str | None = None, see
     attrs = dict(config=cfg.to_yaml(), gravityaudit_version=__version__, generator="gravityaudit.simulate", seed=cfg.seed,
                  n_glitches=cfg.n_glitches, sample_rate=cfg.sample_rate, segment_duration=float(cfg.segment_duration))
     config_file = config if isinstance(config, (str, Path)) and Path(str(config)).suffix in (".yaml", ".yml") else None
+    import torch   # the heavy imports come before any output exists: a Ctrl-C during them leaves nothing to clean up
     with output_folder(out, "simulate", inputs={"config": config_file}, overwrite=overwrite) as folder:
         plan, rows = plan_dataset(cfg), []
         with GlitchWriter(folder / "dataset.h5", attrs=attrs) as writer, tqdm(total=len(plan), desc="simulate", unit="glitch", disable=not progress) as bar:

@@ -256,9 +256,11 @@ def _start_big_simulation(out):
     "A simulate of 5,000 glitches in a subprocess, returned once it has begun writing its hidden partial folder."
     p = subprocess.Popen([sys.executable, "-c", "from gravityaudit.simulate import simulate_command; simulate_command(['--out', %r, '--n-glitches', '5000', '--quiet'])" % str(out)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline and not any(p.is_dir() and any(p.iterdir()) for p in out.parent.glob(f".{out.name}.partial-*")): time.sleep(0.2)
-    time.sleep(1.0)
+    def simulating():   # glitches are being written into the hidden partial folder
+        return any(f.stat().st_size > 50_000 for d in out.parent.glob(f".{out.name}.partial-*") for f in d.glob(".*.tmp"))
+    deadline = time.time() + 120
+    while time.time() < deadline and not simulating(): time.sleep(0.2)
+    assert simulating(), "the simulation did not start writing within 120 s"
     return p
 
 
