@@ -255,7 +255,10 @@ def test_same_seed_same_files_whatever_the_workers(small_set):
 def _start_big_simulation(out):
     "A simulate of 5,000 glitches in a subprocess, returned once it has begun writing its hidden partial folder."
     p = subprocess.Popen([sys.executable, "-c", "from gravityaudit.simulate import simulate_command; simulate_command(['--out', %r, '--n-glitches', '5000', '--quiet'])" % str(out)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         # as from a terminal: Ctrl-C raises KeyboardInterrupt (an ignored SIGINT would be inherited from this
+                         # test process when an earlier test, e.g. a Lightning run, left it ignored)
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     def simulating():   # glitches are being written into the hidden partial folder
         return any(f.stat().st_size > 50_000 for d in out.parent.glob(f".{out.name}.partial-*") for f in d.glob(".*.tmp"))
     deadline = time.time() + 120
