@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from .layout import atomic_write
 from .files import metadata_for, find_metadata, read_embeddings, align, write_table
-from .outputs import output_folder, check_free
+from .outputs import output_folder
 from .checks import check_number
 from .clustering import unit_rows, fit_map, default_min_cluster_size, fit_clusters, merge_label_fragments
 from .evidence import (

@@ -4,11 +4,10 @@
 
 # %% ../nbs/14_report.ipynb #c4e493f7
 from __future__ import annotations
-import argparse, html, json, shutil, sys
+import argparse, html, json, math, shutil, sys
 from pathlib import Path
 import numpy as np
 import pandas as pd
-import math
 from .layout import atomic_write
 from .files import save_figure, metadata_for, read_table
 from .outputs import output_folder, read_manifest, check_same_glitches
