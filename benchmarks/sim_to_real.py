@@ -12,7 +12,11 @@ set, the training run with its best checkpoint, and `real_predictions.csv`. A re
 is already complete (`--resimulate` to make it again). Runs in under ~30 minutes on 2 CPU cores at its defaults.
 
     python benchmarks/sim_to_real.py [--real PATH] [--n N] [--config demo] [--out runs/sim_to_real] [--seed S]
-           [--max-epochs E] [--resimulate] [--workers W]
+           [--max-epochs E] [--resimulate] [--workers W] [-- --trainer.accelerator gpu ...]
+
+Arguments after `--` go to `gravityaudit fit` unchanged (e.g. `-- --trainer.accelerator gpu` for the demo config,
+whose YAML asks for the CPU). Each config trains in its own folder, `--out/train-<config>`, so several configs can
+be compared on one simulated set.
 """
 from __future__ import annotations
 import argparse, os, sys, time
@@ -26,6 +30,9 @@ DEFAULT_REAL = ROOT.parent / "shared" / "data" / "real_o3a" / "glitches_o3a.npz"
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--real", type=Path, default=DEFAULT_REAL, help=f"an .npz of real glitches (default: {DEFAULT_REAL})")
     p.add_argument("--n", type=int, default=None, help="glitches to simulate (default: Gravity Spy's 8,583)")
@@ -52,8 +59,8 @@ def main(argv=None) -> int:
     if a.resimulate or not (sim / "metadata.csv").is_file():
         simulate(sim, n_glitches=n, balance="gravityspy", seed=a.seed, config=a.simulation, scenarios=False, workers=a.workers)
     times["simulate"] = time.perf_counter() - t0
-    run = a.out / "train"
-    result = train_and_test(a.config, sim / "dataset.h5", run, a.max_epochs, [])
+    run = a.out / f"train-{Path(str(a.config)).stem}"
+    result = train_and_test(a.config, sim / "dataset.h5", run, a.max_epochs, overrides)
     times["train"] = result["seconds"]
     best = find_checkpoint(run, "best")
     strain, real, fs = read_real_glitches(a.real)
@@ -64,7 +71,10 @@ def main(argv=None) -> int:
     table.insert(1, "true_label", labels)
     table.to_csv(a.out / "real_predictions.csv", index=False)
     right = table.label == table.true_label
-    print(f"\nsimulated set: {sim} ({n} glitches, {a.simulation.name}); checkpoint: {best}")
+    import torch
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
+    print(f"\ndevice: {device}; training overrides: {' '.join(overrides) or 'none'}")
+    print(f"simulated set: {sim} ({n} glitches, {a.simulation.name}); checkpoint: {best}")
     print(f"simulated test split ({a.config}): accuracy {result['test/acc']:.3f}, balanced {result['test/balanced_acc']:.3f}, "
           f"macro-F1 {result['test/f1_macro']:.3f}, {result['epochs']} epochs")
     print(f"real glitches ({a.real.name}, {len(table)}): accuracy {right.mean():.3f}")

@@ -87,13 +87,15 @@ vars:
 
 
 def test_open_data_classifier_needs_no_profile_warning(tmp_path):
-    "configs/pipeline/open_data_classifier.yaml (shrunk) gives a checkpoint that takes 8 s of 4096 Hz strain without a warning."
+    """configs/pipeline/open_data_classifier.yaml (shrunk) gives a checkpoint that takes 8 s of 4096 Hz strain without a warning,
+    run from a folder outside the project: the config's relative paths (configs/simulate/..., configs/train/...) are found."""
     import warnings
     from gravityaudit.classify import classify_strain, ScanProfileWarning
     out = tmp_path / "run"
-    argv = CLI + ["pipeline", "--config", "configs/pipeline/open_data_classifier.yaml", "--out", str(out), "--set", "n_glitches=66"]
-    env = {**os.environ, "WANDB_MODE": "offline", "MPLBACKEND": "Agg"}
-    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    argv = CLI + ["pipeline", "--config", str(ROOT / "configs/pipeline/open_data_classifier.yaml"), "--out", str(out), "--set", "n_glitches=66"]
+    env = {**os.environ, "WANDB_MODE": "offline", "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)}
+    elsewhere = tmp_path / "elsewhere"; elsewhere.mkdir()
+    proc = subprocess.run(argv, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "checkpoint for 8 s of 4096 Hz strain" in proc.stdout
     real = np.load(ROOT / "tests" / "real_strain" / "o3a_glitches.npz")
