@@ -23,9 +23,10 @@ SSL_AUGMENTATION = dict(max_shift=4, gain=0.2, speckle=0.15, view_dropout=0.25, 
 def augment_views(views: np.ndarray, # (V, H, W) views of one glitch, image orientation, values in [0, 1]
                   rng, # a numpy Generator
                   durations=DURATIONS, # duration (s) of each view, to turn the time shift into columns
-                  max_shift_s: float = LOADER_AUGMENTATION["max_shift_s"],
-                  jitter: float = LOADER_AUGMENTATION["jitter"],
-                  speckle: float = LOADER_AUGMENTATION["speckle"]) -> np.ndarray:
+                  max_shift_s: float = LOADER_AUGMENTATION["max_shift_s"], # largest time shift (s), one shift for all views
+                  jitter: float = LOADER_AUGMENTATION["jitter"], # gain change: all pixels scaled by one factor in [1 - jitter, 1 + jitter]
+                  speckle: float = LOADER_AUGMENTATION["speckle"], # standard deviation of the multiplicative speckle noise
+                 ) -> np.ndarray:
     "Physics-safe augmentation of (V, 140, 170) views: a common small time shift, intensity jitter, speckle noise."
     out = np.empty_like(views)
     shift_s = rng.uniform(-max_shift_s, max_shift_s)
@@ -39,7 +40,10 @@ def augment_views(views: np.ndarray, # (V, H, W) views of one glitch, image orie
     return np.clip(out, 0, 1, out=out)
 
 # %% ../nbs/03c_augment.ipynb #91978ce9
-def shift_time(x, max_shift: int, gen=None):
+def shift_time(x, # (B, V, C, H, W) batch of views in [0, 1]
+               max_shift: int, # largest shift, in time columns (each view its own shift)
+               gen=None, # a torch.Generator (None: torch's global generator)
+              ):
     "Roll every view along time by its own random whole number of columns in [-max_shift, max_shift]."
     B, V, C, H, W = x.shape
     if max_shift <= 0: return x
@@ -48,7 +52,10 @@ def shift_time(x, max_shift: int, gen=None):
     return torch.gather(x, -1, cols.expand(B, V, C, H, W))
 
 # %% ../nbs/03c_augment.ipynb #7976f78f
-def shift_frequency(x, max_shift: int = 1, gen=None):
+def shift_frequency(x, # (B, V, C, H, W) batch of views in [0, 1]
+                    max_shift: int = 1, # largest shift, in frequency rows (one shift for all views of a glitch)
+                    gen=None, # a torch.Generator (None: torch's global generator)
+                   ):
     "Move every glitch along frequency by its own random whole number of rows in [-max_shift, max_shift], the same in all its views (edge rows repeat)."
     B, V, C, H, W = x.shape
     if max_shift <= 0: return x
@@ -57,19 +64,29 @@ def shift_frequency(x, max_shift: int = 1, gen=None):
     return torch.gather(x, -2, rows.expand(B, V, C, H, W))
 
 # %% ../nbs/03c_augment.ipynb #425e970c
-def jitter_intensity(x, gain: float = 0.2, gen=None, loudness: float = 0.7):
+def jitter_intensity(x, # (B, V, C, H, W) batch of views in [0, 1]
+                     gain: float = 0.2, # largest per-view gain change, as a fraction
+                     gen=None, # a torch.Generator (None: torch's global generator)
+                     loudness: float = 0.7, # each glitch's pixels are raised to the power exp(U(-loudness, loudness))
+                    ):
     "Raise each glitch to a random power exp(U(-loudness, loudness)) (a louder or fainter glitch: its faint edges grow or fade), then scale each view by U(1-gain, 1+gain)."
     gamma = torch.exp(loudness * (2 * torch.rand(x.shape[:1] + (1, 1, 1, 1), generator=gen) - 1))
     g = 1 + gain * (2 * torch.rand(x.shape[:2] + (1, 1, 1), generator=gen) - 1)
     return (x.clamp_min(0) ** gamma * g).clamp(0, 1)
 
 # %% ../nbs/03c_augment.ipynb #04100abe
-def add_speckle(x, strength: float = 0.15, gen=None):
+def add_speckle(x, # (B, V, C, H, W) batch of views in [0, 1]
+                strength: float = 0.15, # standard deviation of the multiplicative noise
+                gen=None, # a torch.Generator (None: torch's global generator)
+               ):
     "Multiplicative speckle noise on every pixel, as in a noisy Q-transform energy map."
     return (x * (1 + strength * torch.randn(x.shape, generator=gen))).clamp(0, 1)
 
 # %% ../nbs/03c_augment.ipynb #e65a2434
-def drop_view(x, p: float = 0.25, gen=None):
+def drop_view(x, # (B, V, C, H, W) batch of views in [0, 1]
+              p: float = 0.25, # probability that a glitch loses one of its views
+              gen=None, # a torch.Generator (None: torch's global generator)
+             ):
     "With probability `p` per glitch, blank one of its views at random (never all)."
     B, V = x.shape[:2]
     if V < 2: return x
@@ -80,7 +97,11 @@ def drop_view(x, p: float = 0.25, gen=None):
     return x * keep.view(B, V, 1, 1, 1)
 
 # %% ../nbs/03c_augment.ipynb #f1ecd62f
-def mask_time(x, max_width: float = 0.1, p: float = 0.3, gen=None):
+def mask_time(x, # (B, V, C, H, W) batch of views in [0, 1]
+              max_width: float = 0.1, # widest stripe, as a fraction of the time columns
+              p: float = 0.3, # probability that a view gets a blank stripe
+              gen=None, # a torch.Generator (None: torch's global generator)
+             ):
     "With probability `p` per view, blank one stripe of up to `max_width` of the time columns."
     B, V, C, H, W = x.shape
     width = (torch.rand(B, V, generator=gen) * max_width * W).long()
@@ -93,10 +114,14 @@ def mask_time(x, max_width: float = 0.1, p: float = 0.3, gen=None):
 # %% ../nbs/03c_augment.ipynb #607b8c29
 def augment_glitches(x, # (B, V, C, H, W) batch of views in [0, 1]
                      gen=None, # a torch.Generator (None: torch's global generator)
-                     max_shift: int = SSL_AUGMENTATION["max_shift"], gain: float = SSL_AUGMENTATION["gain"],
-                     speckle: float = SSL_AUGMENTATION["speckle"], view_dropout: float = SSL_AUGMENTATION["view_dropout"],
-                     mask_prob: float = SSL_AUGMENTATION["mask_prob"], loudness: float = SSL_AUGMENTATION["loudness"],
-                     freq_shift: int = SSL_AUGMENTATION["freq_shift"]):
+                     max_shift: int = SSL_AUGMENTATION["max_shift"], # largest time shift, in columns (each view its own)
+                     gain: float = SSL_AUGMENTATION["gain"], # largest per-view gain change, as a fraction
+                     speckle: float = SSL_AUGMENTATION["speckle"], # standard deviation of the multiplicative speckle noise
+                     view_dropout: float = SSL_AUGMENTATION["view_dropout"], # probability that a glitch loses one of its views
+                     mask_prob: float = SSL_AUGMENTATION["mask_prob"], # probability that a view gets a blank time stripe
+                     loudness: float = SSL_AUGMENTATION["loudness"], # range of the log power the glitch is raised to (`jitter_intensity`)
+                     freq_shift: int = SSL_AUGMENTATION["freq_shift"], # largest frequency shift, in rows (one for all views of a glitch)
+                    ):
     "One random physics-safe view of a batch of glitches: time shift, frequency jitter, intensity jitter, speckle, view dropout, time mask."
     x = shift_frequency(shift_time(x, max_shift, gen), freq_shift, gen)
     x = jitter_intensity(x, gain, gen, loudness)

@@ -21,7 +21,8 @@ __all__ = ['run_dir', 'views_strip', 'ClassReport', 'EvaluationReport', 'Tempera
            'read_predictions']
 
 # %% ../nbs/08b_callbacks.ipynb #ec63d886
-def run_dir(trainer) -> Path:
+def run_dir(trainer, # the Lightning Trainer of the run
+           ) -> Path:
     "This run's folder (the first logger's log_dir, e.g. <root>/version_N), without a collective call (safe on rank 0 alone)."
     if trainer.loggers:
         logger = trainer.loggers[0]
@@ -30,7 +31,8 @@ def run_dir(trainer) -> Path:
     return Path(trainer.default_root_dir)
 
 # %% ../nbs/08b_callbacks.ipynb #206c882d
-def views_strip(image: torch.Tensor) -> np.ndarray:
+def views_strip(image: torch.Tensor, # one glitch's views (V, C, H, W) or one view (C, H, W), values in [0, 1]
+               ) -> np.ndarray:
     "One glitch's views (V, C, H, W) or (C, H, W) side by side as a uint8 gray image (H, V*W), highest frequency on top."
     image = image if image.ndim == 4 else image[None]
     strip = torch.cat(list(image[:, 0]), -1).clamp(0, 1)
@@ -39,7 +41,14 @@ def views_strip(image: torch.Tensor) -> np.ndarray:
 # %% ../nbs/08b_callbacks.ipynb #7f5316bf
 class ClassReport:
     "One epoch's per-class evaluation (confusion matrix, precision / recall, view weights, sample predictions)."
-    def __init__(self, classes, durations, matrix, per_class: dict, view_weights=None, samples=None, temperature: float = 1.0):
+    def __init__(self, classes, # class names in label order (K)
+                 durations, # view durations (s) of the classifier (V)
+                 matrix, # confusion counts (K, K), true class per row
+                 per_class: dict, # per-class metrics: {'precision': (K,), 'recall': (K,)}
+                 view_weights=None, # mean attention weight per true class and view (K, V); None without attention fusion
+                 samples=None, # sample predictions of the first batch {'index', 'image', 'label', 'probs'}; None: none
+                 temperature: float = 1.0, # the classifier's calibration temperature T
+                ):
         self.classes, self.durations, self.matrix = list(classes), list(durations), np.asarray(matrix)
         self.per_class, self.view_weights, self.samples, self.temperature = per_class, view_weights, samples, temperature
 
@@ -79,7 +88,8 @@ class ClassReport:
 # %% ../nbs/08b_callbacks.ipynb #c3100fc5
 class EvaluationReport(Callback):
     "After each validation / test epoch (rank 0): per-class precision / recall to the loggers, the per-class table and figures to <run>/figures, and W&B media."
-    def __init__(self, figures: Optional[bool] = None):
+    def __init__(self, figures: Optional[bool] = None, # write the figures; None: follow the classifier's `log_figures`
+                ):
         self.figures = figures        # None: the classifier's `log_figures`
 
     def on_validation_end(self, trainer, pl_module) -> None: self.report(trainer, pl_module, "val")
@@ -103,7 +113,9 @@ class EvaluationReport(Callback):
 # %% ../nbs/08b_callbacks.ipynb #881def3b
 class TemperatureCalibration(Callback):
     "At the end of fit: temperature-scale the best and last checkpoints on the validation split and report ECE before / after."
-    def __init__(self, enabled: bool = True, n_bins: int = 15):
+    def __init__(self, enabled: bool = True, # temperature-scale at the end of fit
+                 n_bins: int = 15, # equal-width confidence bins of the ECE
+                ):
         self.enabled, self.n_bins = enabled, n_bins
         self.reports: dict = {}
 
@@ -131,7 +143,8 @@ class TemperatureCalibration(Callback):
 # %% ../nbs/08b_callbacks.ipynb #809bf764
 class PredictionWriter(BasePredictionWriter):
     "Write each rank's `trainer.predict` outputs as CSV: index, gravityspy_id, label, predicted, confidence, top3, [uncertainty], p_<class>..."
-    def __init__(self, output_dir: Optional[str] = None):
+    def __init__(self, output_dir: Optional[str] = None, # folder of the CSVs; None: <log_dir>/predictions
+                ):
         super().__init__(write_interval="epoch")
         self.output_dir = output_dir
 
@@ -154,7 +167,8 @@ class PredictionWriter(BasePredictionWriter):
         directory.mkdir(parents=True, exist_ok=True)
         with atomic_write(directory / f"predictions-rank{trainer.global_rank}.csv") as tmp: table.to_csv(tmp, index=False)
 
-def read_predictions(directory):
+def read_predictions(directory, # folder holding the predictions-rank*.csv files
+                    ):
     "All ranks' prediction CSVs of a directory as one table sorted by index."
     import pandas as pd
     files = sorted(Path(directory).glob("predictions-rank*.csv"))

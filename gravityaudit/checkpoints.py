@@ -16,7 +16,9 @@ __all__ = ['plain_data', 'weights_only_safe', 'load_classifier', 'update_checkpo
            'link_latest_checkpoints']
 
 # %% ../nbs/08c_checkpoints.ipynb #cbbf97a4
-def plain_data(value: Any, where: str = "hyperparameters") -> Any:
+def plain_data(value: Any, # data to convert: nested dicts / lists, paths, numpy scalars, tensors of <= 1024 elements
+               where: str = "hyperparameters", # its name in error messages, e.g. `hyperparameters.lr`
+              ) -> Any:
     "`value` as plain Python data (dict / list / str / int / float / bool / None); ValueError naming `where` otherwise."
     if value is None or isinstance(value, (bool, int, float, str)): return value
     if isinstance(value, np.generic): return value.item()
@@ -28,7 +30,8 @@ def plain_data(value: Any, where: str = "hyperparameters") -> Any:
     raise ValueError(f"{where}: {type(value).__name__} is not plain data (use str/int/float/bool/list/dict)")
 
 # %% ../nbs/08c_checkpoints.ipynb #1077cde2
-def weights_only_safe(value: Any) -> Any:
+def weights_only_safe(value: Any, # a checkpoint entry (nested containers allowed)
+                     ) -> Any:
     "`value` with paths, numpy scalars and mappings made loadable by torch.load(weights_only=True); tensors kept."
     if isinstance(value, (torch.Tensor, str, bytes, bool, int, float, type(None))): return value
     if isinstance(value, Path): return str(value)
@@ -38,7 +41,9 @@ def weights_only_safe(value: Any) -> Any:
     return value
 
 # %% ../nbs/08c_checkpoints.ipynb #bfc47c7f
-def load_classifier(path, map_location="cpu"):
+def load_classifier(path, # a checkpoint file written by `gravityaudit fit`
+                    map_location="cpu", # device to load onto (`torch.load`'s map_location)
+                   ):
     "A trained `GlitchClassifier` (eval mode, calibrated temperature) from a checkpoint, loaded weights-only."
     from gravityaudit.classifier import GlitchClassifier
     path = Path(path)
@@ -60,7 +65,10 @@ def load_classifier(path, map_location="cpu"):
     return classifier.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
 
 # %% ../nbs/08c_checkpoints.ipynb #015f2baa
-def update_checkpoint(path, temperature: float, calibration: dict) -> None:
+def update_checkpoint(path, # the checkpoint file, rewritten in place
+                      temperature: float, # the fitted softmax temperature T
+                      calibration: dict, # its calibration report (`GlitchClassifier.calibrate`)
+                     ) -> None:
     "Store `temperature` and its `calibration` report in a checkpoint file (atomically)."
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     ckpt["state_dict"]["temperature"] = torch.tensor(float(temperature))
@@ -68,7 +76,8 @@ def update_checkpoint(path, temperature: float, calibration: dict) -> None:
     with atomic_write(path) as tmp: torch.save(ckpt, tmp)
 
 # %% ../nbs/08c_checkpoints.ipynb #8f2ac251
-def checkpoint_files(trainer) -> list[Path]:
+def checkpoint_files(trainer, # the Lightning Trainer, with its ModelCheckpoint callbacks
+                    ) -> list[Path]:
     "The best and last checkpoint files of this run (existing, best first, no duplicates)."
     paths = []
     for cb in trainer.checkpoint_callbacks:
@@ -76,13 +85,16 @@ def checkpoint_files(trainer) -> list[Path]:
             if p and Path(p).is_file() and Path(p).resolve() not in [q.resolve() for q in paths]: paths.append(Path(p))
     return paths
 
-def find_checkpoint(root, which: str = "last") -> Path:
+def find_checkpoint(root, # the training root folder (the trainer's default_root_dir)
+                    which: str = "last", # 'best' or 'last'
+                   ) -> Path:
     "The newest `which` ('best' or 'last') checkpoint of the runs under `root` (root/version_*/checkpoints/)."
     files = [p for p in Path(root).glob(f"*/checkpoints/{which}.ckpt") if p.is_file()]
     if not files: raise FileNotFoundError(f"no {which}.ckpt under {root}/*/checkpoints/; train first (gravityaudit fit) or give --ckpt_path FILE")
     return max(files, key=lambda p: p.stat().st_mtime_ns)
 
-def link_latest_checkpoints(trainer) -> None:
+def link_latest_checkpoints(trainer, # the Lightning Trainer of the finished fit
+                           ) -> None:
     "Point <root>/best.ckpt and <root>/last.ckpt (relative symlinks) at this run's checkpoints."
     root = Path(trainer.default_root_dir)
     for path in checkpoint_files(trainer):

@@ -14,10 +14,12 @@ __all__ = ['SIGNATURES', 'check_number', 'check_labels', 'check_ids', 'check_str
 
 # %% ../nbs/01c_checks.ipynb #fe29a482
 def check_number(name: str, # the option or field, as the user wrote it (e.g. `--batch-size`)
-                 value,  # the value given
-                 minimum=None, maximum=None, # inclusive bounds (None: unbounded)
+                 value, # the value given
+                 minimum=None, # smallest allowed value, inclusive (None: no lower bound)
+                 maximum=None, # largest allowed value, inclusive (None: no upper bound)
                  integer: bool = False, # whether the value must be a whole number
-                 optional: bool = False): # whether None is allowed
+                 optional: bool = False, # whether None is allowed
+                ):
     "`value` if it is a finite number within [minimum, maximum] (an integer if `integer`); else a ValueError naming `name`."
     if value is None and optional: return None
     kind = "an integer" if integer else "a number"
@@ -35,7 +37,10 @@ def _first(values, n: int = 5) -> str:
     more = f" (and {len(values) - n} more)" if len(values) > n else ""
     return ", ".join(repr(v) for v in values[:n]) + more
 
-def check_labels(labels, where: str = "labels", classes=None) -> pd.Series:
+def check_labels(labels, # class name of each glitch
+                 where: str = "labels", # what the labels belong to, named in error messages
+                 classes=None, # known class names (None: accept any name)
+                ) -> pd.Series:
     "Labels as strings if none is missing, none has surrounding spaces and (if `classes`) each is known; else a ValueError."
     labels = pd.Series(labels).reset_index(drop=True)
     missing = labels.isna() | (labels.astype(str).str.len() == 0)
@@ -48,7 +53,9 @@ def check_labels(labels, where: str = "labels", classes=None) -> pd.Series:
         if unknown: raise ValueError(f"{where}: unknown label(s) {_first(unknown)}; known classes: {', '.join(classes)}")
     return labels
 
-def check_ids(ids, where: str = "gravityspy_id") -> np.ndarray:
+def check_ids(ids, # gravityspy_id of each glitch
+              where: str = "gravityspy_id", # what the ids belong to, named in error messages
+             ) -> np.ndarray:
     "Glitch ids as a string array if none is missing or repeated; else a ValueError naming them."
     ids = pd.Series(ids).reset_index(drop=True)
     missing = ids.isna() | (ids.astype(str).str.strip().str.len() == 0)
@@ -59,7 +66,10 @@ def check_ids(ids, where: str = "gravityspy_id") -> np.ndarray:
     return ids.to_numpy()
 
 # %% ../nbs/01c_checks.ipynb #9d3ce72f
-def check_strain(strain, where: str = "strain", min_samples: int = 1) -> np.ndarray:
+def check_strain(strain, # strain h(t): one segment (T,) or N segments (N, T)
+                 where: str = "strain", # what the strain is, named in error messages
+                 min_samples: int = 1, # shortest segment accepted, in samples
+                ) -> np.ndarray:
     "Strain as a float64 array (N, T) (a (T,) segment is one row) if real, finite, non-constant and long enough; else a ValueError."
     x = np.asarray(strain)
     if x.dtype.kind == "c": raise ValueError(f"{where}: strain is complex-valued; give the real strain h(t)")
@@ -79,7 +89,10 @@ SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "HDF5": (b"\x89HDF\r\n\x1a\n",), "checkpoint": (b"PK\x03\x04",), "npy": (b"\x93NUMPY",), "zip": (b"PK\x03\x04",)}
 "The first bytes of each binary format a command reads."
 
-def check_input_file(path, what: str = "file", kind: str | None = None) -> Path:
+def check_input_file(path, # the file to check
+                     what: str = "file", # what the file is, named in error messages
+                     kind: str | None = None, # expected format, a key of `SIGNATURES` ('HDF5', 'checkpoint', 'npy', 'zip'); None: any
+                    ) -> Path:
     "`path` if it is an existing, readable, non-empty file (with the signature of `kind`, if given); else an error naming it."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{what} {path} does not exist")
@@ -92,7 +105,10 @@ def check_input_file(path, what: str = "file", kind: str | None = None) -> Path:
         raise ValueError(f"{what} {path} is not a {kind} file (it does not start with the {kind} signature)")
     return path
 
-def check_out_path(out, what: str = "--out", folder: bool = False) -> Path:
+def check_out_path(out, # the output path to check
+                   what: str = "--out", # the option that gave it, named in error messages
+                   folder: bool = False, # True: `out` must be a folder; False: a file
+                  ) -> Path:
     "`out` if it can be written: a folder for `folder=True`, else a file path that is not an existing folder."
     out = Path(out)
     if folder and out.exists() and not out.is_dir(): raise NotADirectoryError(f"{what} {out} is a file; give a folder")

@@ -26,8 +26,12 @@ __all__ = ['classification_loss', 'warmup_cosine', 'fit_temperature', 'probabili
            'ViewWeightsByClass', 'PassRecorder', 'GlitchClassifier']
 
 # %% ../nbs/08a_classifier.ipynb #42c9d1a0
-def classification_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
-                        label_smoothing: float = 0.0, focal_gamma: float = 0.0) -> torch.Tensor:
+def classification_loss(logits: torch.Tensor, # raw class scores (B, K)
+                        target: torch.Tensor, # true class indices (B,)
+                        weight: torch.Tensor | None = None, # per-class loss weights (K,); None: unweighted
+                        label_smoothing: float = 0.0, # label-smoothing epsilon of the cross-entropy
+                        focal_gamma: float = 0.0, # focal exponent gamma; 0: plain cross-entropy
+                       ) -> torch.Tensor:
     "Mean cross-entropy (label smoothing, class `weight`), focal-modulated by (1 - p_true)^focal_gamma when focal_gamma > 0."
     logits = logits.float()
     per_glitch = F.cross_entropy(logits, target, label_smoothing=label_smoothing, reduction="none")
@@ -39,14 +43,21 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor, weight: torc
     return (w * per_glitch).sum() / w.sum().clamp(min=1e-12)
 
 # %% ../nbs/08a_classifier.ipynb #bd3a4e3b
-def warmup_cosine(step: int, warmup: int, total: int, final_factor: float = 0.0) -> float:
+def warmup_cosine(step: int, # optimiser step, counted from 0
+                  warmup: int, # steps of linear warm-up
+                  total: int, # total optimiser steps (end of the cosine decay)
+                  final_factor: float = 0.0, # learning-rate factor reached at `total`
+                 ) -> float:
     "Learning-rate factor at optimiser `step`: linear warm-up to 1 over `warmup` steps, then cosine decay to `final_factor` at `total`."
     if step < warmup: return (step + 1) / (warmup + 1)
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return final_factor + (1 - final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 # %% ../nbs/08a_classifier.ipynb #fdaea407
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 100) -> float:
+def fit_temperature(logits: torch.Tensor, # uncalibrated (validation) logits (N, K)
+                    labels: torch.Tensor, # true class indices (N,)
+                    max_iter: int = 100, # LBFGS iterations
+                   ) -> float:
     "The temperature T minimising the negative log-likelihood of softmax(logits / T) (Guo et al. 2017), in [0.05, 20]."
     logits, labels = torch.as_tensor(logits).detach().float().cpu(), torch.as_tensor(labels).long().cpu()
     log_t = torch.zeros((), requires_grad=True)
@@ -59,14 +70,19 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
     optimiser.step(closure)
     return float(log_t.detach().exp().clamp(0.05, 20.0))
 
-def probabilities_ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
+def probabilities_ece(probs: torch.Tensor, # class probabilities (N, K)
+                      labels: torch.Tensor, # true class indices (N,)
+                      n_bins: int = 15, # equal-width confidence bins
+                     ) -> float:
     "Expected calibration error of class probabilities (N, K) against labels (N,): confidence = the largest probability."
     probs, labels = torch.as_tensor(probs).detach().float().cpu(), torch.as_tensor(labels).long().cpu()
     confidence, predicted = probs.max(-1)
     return expected_calibration_error(confidence.numpy(), (predicted == labels).numpy(), n_bins)
 
 # %% ../nbs/08a_classifier.ipynb #f269304e
-def classification_metrics(num_classes: int, prefix: str = "") -> MetricCollection:
+def classification_metrics(num_classes: int, # number of classes K
+                           prefix: str = "", # prefix of the metric names, e.g. `val/`
+                          ) -> MetricCollection:
     "Accuracy, balanced accuracy (macro recall), macro / weighted F1, top-3 accuracy and ECE, as one collection."
     k = num_classes
     return MetricCollection({
@@ -82,7 +98,9 @@ def classification_metrics(num_classes: int, prefix: str = "") -> MetricCollecti
 class ViewWeightsByClass(torchmetrics.Metric):
     "Mean attention weight of each view (V) for the glitches of each true class (K): compute() -> (K, V), NaN for unseen classes."
     full_state_update = False
-    def __init__(self, num_classes: int, num_views: int):
+    def __init__(self, num_classes: int, # number of classes K
+                 num_views: int, # number of views V
+                ):
         super().__init__()
         self.num_classes = num_classes
         self.add_state("total", torch.zeros(num_classes, num_views), dist_reduce_fx="sum")
@@ -100,7 +118,8 @@ class ViewWeightsByClass(torchmetrics.Metric):
 # %% ../nbs/08a_classifier.ipynb #2772fad6
 class PassRecorder(nn.Module):
     "A network that remembers the logits of each forward pass (float32), so the passes of MC dropout can be read back."
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, # the network whose forward passes are recorded
+                ):
         super().__init__()
         self.model, self.logits = model, []
 
@@ -112,13 +131,26 @@ class PassRecorder(nn.Module):
 # %% ../nbs/08a_classifier.ipynb #fbc1caac
 class GlitchClassifier(L.LightningModule):
     "A Gravity Spy glitch classifier: a `gravityaudit.models` network, its loss, optimiser, metrics and calibration."
-    def __init__(self, architecture: str = "resnet18_attention", fusion: Optional[str] = "auto",
-                 class_names: Optional[Sequence[str]] = None, view_durations: Sequence[float] = DURATIONS,
-                 input_size: Optional[Sequence[int]] = None, in_channels: int = 1,
-                 pretrained_file: Optional[str] = None, drop_rate: float = 0.0, model_kwargs: Optional[dict] = None,
-                 lr: float = 1e-3, weight_decay: float = 0.05, warmup_fraction: float = 0.05, final_lr_factor: float = 0.01,
-                 label_smoothing: float = 0.1, focal_gamma: float = 0.0, class_weights: bool = False,
-                 log_figures: bool = True, sample_predictions: int = 16, mc_dropout_samples: int = 0):
+    def __init__(self, architecture: str = "resnet18_attention", # a registered architecture (`models.list_models()`) or an encoder name
+                 fusion: Optional[str] = "auto", # `concat`, `mean`, `attention` or None (single view); `auto`: the architecture's own
+                 class_names: Optional[Sequence[str]] = None, # class names in label order; None: Gravity Spy v1 (linked from the data)
+                 view_durations: Sequence[float] = DURATIONS, # view durations (s) of the input, in order (linked from the data)
+                 input_size: Optional[Sequence[int]] = None, # image size (H, W) of the input; None: 140 x 170 (linked from the data)
+                 in_channels: int = 1, # image channels: 1 gray, 3 for ImageNet-style encoders (linked from the data)
+                 pretrained_file: Optional[str] = None, # a local encoder weights file; None: random initialisation
+                 drop_rate: float = 0.0, # dropout before the head (> 0 enables MC dropout)
+                 model_kwargs: Optional[dict] = None, # other model keywords, e.g. `num_heads`, `head_hidden`, `drop_path_rate`
+                 lr: float = 1e-3, # peak AdamW learning rate
+                 weight_decay: float = 0.05, # AdamW weight decay (none on biases and norms)
+                 warmup_fraction: float = 0.05, # fraction of the optimiser steps spent in linear warm-up
+                 final_lr_factor: float = 0.01, # learning rate at the end of the cosine decay, as a fraction of `lr`
+                 label_smoothing: float = 0.1, # label-smoothing epsilon of the cross-entropy loss
+                 focal_gamma: float = 0.0, # focal-loss exponent gamma; 0: plain cross-entropy
+                 class_weights: bool = False, # weight the loss by the data module's inverse class frequencies
+                 log_figures: bool = True, # write confusion-matrix and view-weight figures after each validation / test epoch
+                 sample_predictions: int = 16, # glitches of the first validation / test batch kept as sample predictions; 0: none
+                 mc_dropout_samples: int = 0, # MC-dropout passes per glitch in `predict`; 0: one deterministic pass
+                ):
         super().__init__()
         self.save_hyperparameters()
         self.classes = tuple(class_names) if class_names is not None else tuple(CLASSES_V1)

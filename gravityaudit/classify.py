@@ -19,20 +19,25 @@ __all__ = ['load_checkpoint', 'view_positions', 'classifier_inputs', 'top_classe
            'scan_profile_mismatch', 'classify_strain', 'classify_command']
 
 # %% ../nbs/09_classify.ipynb #9c310965
-def load_checkpoint(checkpoint, map_location: str = "cpu"):
+def load_checkpoint(checkpoint, # a checkpoint file, or an already loaded classifier
+                    map_location: str = "cpu", # device to load onto
+                   ):
     "A classifier from a checkpoint path (weights-only load via `checkpoints.load_classifier`); a loaded one passes through."
     if hasattr(checkpoint, "predict_proba"): return checkpoint.eval()
     from gravityaudit.checkpoints import load_classifier
     return load_classifier(checkpoint, map_location=map_location)
 
 # %% ../nbs/09_classify.ipynb #defced6e
-def view_positions(durations) -> list[int]:
+def view_positions(durations, # view durations (s), each one of 0.5, 1, 2, 4
+                  ) -> list[int]:
     "Positions in the four stored views (0.5, 1, 2, 4 s) of the given durations."
     unknown = [d for d in durations if float(d) not in DURATIONS]
     if unknown: raise ValueError(f"unknown view durations {unknown}; expected some of {DURATIONS}")
     return [DURATIONS.index(float(d)) for d in durations]
 
-def classifier_inputs(classifier, images: np.ndarray) -> np.ndarray:
+def classifier_inputs(classifier, # a loaded `GlitchClassifier`: its `durations` choose the views
+                      images: np.ndarray, # four-view images (N, 4, H, W)
+                     ) -> np.ndarray:
     "The classifier's views from four-view images (N, 4, H, W): (N, V, H, W), or (N, H, W) for a single-view model."
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4 or images.shape[1] != len(DURATIONS):
@@ -41,12 +46,18 @@ def classifier_inputs(classifier, images: np.ndarray) -> np.ndarray:
     single = getattr(classifier, "single_view", len(positions) == 1 and getattr(classifier.model, "fusion_name", None) is None)
     return images[:, positions[0]] if single else images[:, positions]
 
-def top_classes(probs: np.ndarray, classes, k: int = 3) -> list[str]:
+def top_classes(probs: np.ndarray, # class probabilities (N, K)
+                classes, # class names (K)
+                k: int = 3, # classes listed per row
+               ) -> list[str]:
     "The `k` most probable classes of each row as text, e.g. 'Blip:0.91;Tomte:0.05;Koi_Fish:0.02'."
     order = np.argsort(-probs, axis=1)[:, :k]
     return [";".join(f"{classes[j]}:{p[j]:.3f}" for j in row) for p, row in zip(probs, order)]
 
-def probability_table(probs: np.ndarray, classes, uncertainty: np.ndarray | None = None) -> pd.DataFrame:
+def probability_table(probs: np.ndarray, # class probabilities (N, K)
+                      classes, # class names (K)
+                      uncertainty: np.ndarray | None = None, # MC-dropout mutual information (N,); None: no uncertainty column
+                     ) -> pd.DataFrame:
     "Columns predicted, confidence, top3, [uncertainty], p_<class>... from probabilities (N, K)."
     probs = np.asarray(probs, dtype=np.float64)
     classes = list(classes)
@@ -57,7 +68,12 @@ def probability_table(probs: np.ndarray, classes, uncertainty: np.ndarray | None
     if uncertainty is not None: table["uncertainty"] = np.asarray(uncertainty, dtype=np.float64)
     return pd.concat([table, pd.DataFrame(probs, columns=[f"p_{c}" for c in classes])], axis=1)
 
-def predict_images(classifier, images, batch_size: int = 64, mc_samples: int = 0, seed: int = 0) -> pd.DataFrame:
+def predict_images(classifier, # a loaded `GlitchClassifier`
+                   images, # four-view images (N, 4, H, W) in image orientation
+                   batch_size: int = 64, # glitches per forward pass
+                   mc_samples: int = 0, # MC-dropout passes for an uncertainty column; 0: one deterministic pass
+                   seed: int = 0, # seed of the dropout masks (the batch starting at glitch s uses seed + s)
+                  ) -> pd.DataFrame:
     "Prediction table of four-view images (N, 4, H, W) in image orientation (MC-dropout uncertainty if `mc_samples`)."
     images = np.asarray(images, dtype=np.float32)
     probs, uncertainty = [], []
@@ -73,7 +89,13 @@ def predict_images(classifier, images, batch_size: int = 64, mc_samples: int = 0
     return probability_table(probs, classifier.classes, np.concatenate(uncertainty) if mc_samples and uncertainty else None)
 
 # %% ../nbs/09_classify.ipynb #e69432f2
-def prediction_data_module(classifier, data, metadata=None, batch_size: int = 64, cache=False, num_workers: int = 0):
+def prediction_data_module(classifier, # a loaded `GlitchClassifier`: its views, image size and channels
+                           data, # Gravity Spy-layout HDF5 file, PNG folder or tarball
+                           metadata=None, # metadata CSV; None: the one found beside the data
+                           batch_size: int = 64, # glitches per batch
+                           cache=False, # True: read through a packed cache beside the data; a path: the cache folder
+                           num_workers: int = 0, # dataloader worker processes
+                          ):
     "A `GravitySpyDataModule` over `data` giving the classifier its own views (one view for a single-view model), image size and channels."
     from gravityaudit.data import GravitySpyDataModule
     single = getattr(classifier, "single_view", False)
@@ -81,8 +103,18 @@ def prediction_data_module(classifier, data, metadata=None, batch_size: int = 64
                                 durations=tuple(classifier.durations), view=classifier.durations[0] if single else None,
                                 image_size=classifier.image_size, channels=classifier.channels, cache=cache)
 
-def predict_dataset(checkpoint, data, metadata=None, batch_size: int = 64, mc_samples: int = 0, seed: int = 0,
-                    cache=False, accelerator: str = "cpu", devices=1, strategy: str = "auto", share_dir=None) -> pd.DataFrame | None:
+def predict_dataset(checkpoint, # a checkpoint file, or an already loaded classifier
+                    data, # Gravity Spy-layout HDF5 file, PNG folder or tarball
+                    metadata=None, # metadata CSV; None: the one found beside the data
+                    batch_size: int = 64, # glitches per batch
+                    mc_samples: int = 0, # MC-dropout passes for an uncertainty column; 0: one deterministic pass
+                    seed: int = 0, # seed of the dropout masks
+                    cache=False, # True: read through a packed cache beside the data; a path: the cache folder
+                    accelerator: str = "cpu", # Lightning accelerator: cpu, gpu, auto, ...
+                    devices=1, # number of devices, or 'auto'
+                    strategy: str = "auto", # Lightning strategy, e.g. ddp
+                    share_dir=None, # folder every rank can write to (required with several processes); None: a temporary folder
+                   ) -> pd.DataFrame | None:
     "gravityspy_id, label, predicted, confidence, top3, [uncertainty], p_<class>... for every glitch of a data set (None on ranks > 0)."
     import shutil, tempfile
     check_number("batch_size", batch_size, minimum=1, integer=True)
@@ -113,7 +145,8 @@ def predict_dataset(checkpoint, data, metadata=None, batch_size: int = 64, mc_sa
     return table.astype({"gravityspy_id": str, "label": str})
 
 # %% ../nbs/09_classify.ipynb #a2fdc3ac
-def predict_command(argv: list[str] | None = None) -> int:
+def predict_command(argv: list[str] | None = None, # the arguments after `predict`; None: sys.argv[1:]
+                   ) -> int:
     "`gravityaudit predict --checkpoint CKPT --data DATASET.h5 [--metadata CSV] --out predictions.csv`."
     p = argparse.ArgumentParser(prog="gravityaudit predict", description="Predict the class of every glitch of a data set into a CSV: "
                                 "gravityspy_id, label, predicted, confidence, top3, p_<class> (calibrated probabilities).")
@@ -143,7 +176,10 @@ def predict_command(argv: list[str] | None = None) -> int:
     return 0
 
 # %% ../nbs/09_classify.ipynb #1e652cc9
-def strain_to_images(strain, sample_rate: float, center=None) -> np.ndarray:
+def strain_to_images(strain, # strain segments (T,) or (N, T), raw or whitened
+                     sample_rate: float, # samples per second (Hz)
+                     center=None, # trigger time (s) from each segment's start, a number or (N,); None: the middle
+                    ) -> np.ndarray:
     "Four-view images (N, 4, 140, 170) in Gravity Spy orientation from strain (T,) or (N, T): omega scans, flipped."
     from gravityaudit.qscan import omega_scan
     segments = check_strain(strain)
@@ -154,7 +190,10 @@ def strain_to_images(strain, sample_rate: float, center=None) -> np.ndarray:
 class ScanProfileWarning(UserWarning):
     "Strain of another profile (sample rate, segment length) than the one behind a classifier's training scans."
 
-def scan_profile_mismatch(trained: dict, sample_rate: float, segment_duration: float) -> str | None:
+def scan_profile_mismatch(trained: dict, # the classifier's training scan profile {'sample_rate', 'segment_duration'}; may be empty
+                          sample_rate: float, # sample rate (Hz) of the strain to classify
+                          segment_duration: float, # length (s) of its segments
+                         ) -> str | None:
     "How scans of `segment_duration` s of strain at `sample_rate` differ from those of the `trained` profile (None: alike or unknown)."
     from gravityaudit.qscan import frequency_top
     problems, rate, seconds = [], trained.get("sample_rate"), trained.get("segment_duration")
@@ -165,8 +204,14 @@ def scan_profile_mismatch(trained: dict, sample_rate: float, segment_duration: f
         problems.append(f"{segment_duration:g} s segments are whitened by a {segment_duration:g} s PSD, the training ones by a {seconds:g} s PSD")
     return "; ".join(problems) or None
 
-def classify_strain(checkpoint, strain, sample_rate: float, center=None, batch_size: int = 16, mc_samples: int = 0,
-                    seed: int = 0) -> pd.DataFrame:
+def classify_strain(checkpoint, # a checkpoint file, or an already loaded classifier
+                    strain, # strain segments (T,) or (N, T), raw or whitened
+                    sample_rate: float, # samples per second (Hz)
+                    center=None, # trigger time (s) from each segment's start, a number or (N,); None: the middle
+                    batch_size: int = 16, # segments scanned and classified at once
+                    mc_samples: int = 0, # MC-dropout passes for an uncertainty column; 0: one deterministic pass
+                    seed: int = 0, # seed of the dropout masks
+                   ) -> pd.DataFrame:
     "Classify strain segments (T,) or (N, T), raw or whitened: index, label, confidence, top3, [uncertainty], p_<class>."
     import warnings
     classifier = load_checkpoint(checkpoint)
@@ -187,7 +232,8 @@ def classify_strain(checkpoint, strain, sample_rate: float, center=None, batch_s
     return table
 
 # %% ../nbs/09_classify.ipynb #e2c6075f
-def classify_command(argv: list[str] | None = None) -> int:
+def classify_command(argv: list[str] | None = None, # the arguments after `classify`; None: sys.argv[1:]
+                    ) -> int:
     "`gravityaudit classify --checkpoint CKPT --strain FILE --sample-rate 4096 [--center SECONDS] --out predictions.csv`."
     p = argparse.ArgumentParser(prog="gravityaudit classify", description="Classify strain segments as Gravity Spy does: "
                                 "omega scans (0.5/1/2/4 s around the trigger) of raw or whitened strain, then the classifier.")

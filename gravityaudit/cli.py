@@ -43,14 +43,17 @@ def usage() -> str:
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 "Exceptions that describe a problem with the user's input (a file, a field, an option value), not a bug."
 
-def error_line(name: str, error: BaseException) -> str:
+def error_line(name: str, # the subcommand that failed, e.g. 'audit'
+               error: BaseException, # the exception it raised
+              ) -> str:
     "The one line a user sees for an error of subcommand `name`: what went wrong, and where to see more."
     message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
     message = " ".join(str(message).split()) or type(error).__name__
     return f"gravityaudit {name}: error: {message}  (--debug shows the traceback)"
 
 # %% ../nbs/16_cli.ipynb #d374bb59
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, # command-line arguments after `gravityaudit` (None: `sys.argv[1:]`)
+        ) -> int:
     "Entry point of the `gravityaudit` console script; a user error is one line on stderr and exit code 2."
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):

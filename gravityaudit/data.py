@@ -21,7 +21,11 @@ __all__ = ['stratified_split', 'class_weights', 'choose_classes', 'GravitySpyDat
            'GravitySpyDataModule']
 
 # %% ../nbs/03d_data.ipynb #6196a1c9
-def stratified_split(labels, val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 42) -> np.ndarray:
+def stratified_split(labels, # class label of each glitch
+                     val_fraction: float = 0.15, # fraction of each class for validation
+                     test_fraction: float = 0.15, # fraction of each class for testing
+                     seed: int = 42, # random seed
+                    ) -> np.ndarray:
     "A seeded per-class split: an array of 'train' / 'validation' / 'test', each class with at least one training glitch."
     labels = np.asarray(labels, dtype=object)
     out = np.full(len(labels), "train", dtype=object)
@@ -41,7 +45,9 @@ def stratified_split(labels, val_fraction: float = 0.15, test_fraction: float = 
     return out
 
 # %% ../nbs/03d_data.ipynb #650ff0ac
-def class_weights(labels, num_classes: int) -> torch.Tensor:
+def class_weights(labels, # integer label of each glitch
+                  num_classes: int, # number of classes K
+                 ) -> torch.Tensor:
     "Inverse-frequency class weights N / (K n_c) from integer labels; 0 for classes absent from `labels`."
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).astype(np.float64)
     present = counts > 0
@@ -50,7 +56,8 @@ def class_weights(labels, num_classes: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 # %% ../nbs/03d_data.ipynb #ba0ec8fb
-def choose_classes(labels) -> tuple[str, ...]:
+def choose_classes(labels, # class names of the glitches
+                  ) -> tuple[str, ...]:
     "The class list for a set of labels: `CLASSES_V1` if they all belong to it, else `ALL_CLASSES`."
     return CLASSES_V1 if set(labels) <= set(CLASSES_V1) else ALL_CLASSES
 
@@ -63,8 +70,18 @@ def _duration_indices(durations, view) -> list[int]:
 
 class GravitySpyDataset(Dataset):
     "Glitches of a Gravity Spy-layout source as dicts {'image', 'label', 'index'} (image (V,C,H,W), or (C,H,W) for one `view`)."
-    def __init__(self, data, metadata=None, indices=None, durations=DURATIONS, view=None, image_size=None,
-                 channels: int = 1, augment: bool = False, classes=None, cache=True, seed: int = 0):
+    def __init__(self, data, # HDF5 file, PNG folder or tarball, or a (table, store) pair already opened
+                       metadata=None, # metadata CSV or table (None: the CSV beside `data`); unused for a (table, store) pair
+                       indices=None, # table rows this dataset serves (None: every row)
+                       durations=DURATIONS, # durations (s) of the views to use, from `DURATIONS`
+                       view=None, # one duration (s) to use alone; images are then (C, H, W) (None: use `durations`)
+                       image_size=None, # size to resize to: int, 'HxW' or (H, W) (None: the stored 140 x 170)
+                       channels: int = 1, # 1, or 3 (the gray image repeated, for RGB backbones)
+                       augment: bool = False, # whether to perturb each item with `augment_views` (time shift, gain, speckle)
+                       classes=None, # class names in label-index order (None: `choose_classes` of the labels)
+                       cache=True, # packed cache: True beside the data, False none, or its folder; unused for a (table, store) pair
+                       seed: int = 0, # seed mixed into each item's augmentation
+                ):
         self.table, self.store = data if isinstance(data, tuple) else open_glitch_source(data, metadata, cache)
         self.classes = tuple(classes) if classes is not None else choose_classes(self.table.label)
         label_index = np.array([self.classes.index(check_class(l, self.classes)) for l in self.table.label], np.int64)
@@ -128,7 +145,8 @@ def _new_batch(shape, shared: bool) -> torch.Tensor:
     storage = torch.empty(0)._typed_storage()._new_shared(numel, device="cpu")
     return torch.empty(0).new(storage).resize_(shape)
 
-def collate_glitches(items: list[dict]) -> dict:
+def collate_glitches(items: list[dict], # dataset items: dicts with 'image', 'label' and 'index'
+                    ) -> dict:
     "Collate dataset items into a batch; images already laid out as one batch (from `__getitems__`) are not copied again."
     images = [it["image"] for it in items]
     base, numel = images[0]._base, images[0].numel()
@@ -141,7 +159,8 @@ def collate_glitches(items: list[dict]) -> dict:
     return out
 
 # %% ../nbs/03d_data.ipynb #717ff02b
-def scan_profile(path) -> dict:
+def scan_profile(path, # HDF5 file of omega scans
+                ) -> dict:
     "`{'sample_rate', 'segment_duration'}` of the strain behind the scans of HDF5 file `path`, as far as its attributes record them."
     import h5py
     path = Path(path)
@@ -152,11 +171,24 @@ def scan_profile(path) -> dict:
 # %% ../nbs/03d_data.ipynb #e696a81d
 class GravitySpyDataModule(L.LightningDataModule):
     "Train/validation/test/predict loaders over a Gravity Spy-layout HDF5 file, PNG folder or tarball."
-    def __init__(self, data: str, metadata: str | None = None, batch_size: int = 64, num_workers: int = 0,
-                 durations: tuple[float, ...] = DURATIONS, view: float | None = None, image_size: int | None = None,
-                 channels: int = 1, split: str = "official", val_fraction: float = 0.15, test_fraction: float = 0.15,
-                 seed: int = 42, augment: bool = False, weighted_sampler: bool = False, cache: bool | str = True,
-                 pin_memory: bool = False, classes: tuple[str, ...] | None = None):
+    def __init__(self, data: str, # HDF5 file, PNG folder or tarball
+                       metadata: str | None = None, # metadata CSV (None: the CSV beside `data`, else the groups / PNG names)
+                       batch_size: int = 64, # glitches per batch
+                       num_workers: int = 0, # loader worker processes (none are used when items are plain copies from the packed cache)
+                       durations: tuple[float, ...] = DURATIONS, # durations (s) of the views to use, from `DURATIONS`
+                       view: float | None = None, # one duration (s) to use alone; images are then (C, H, W) (None: use `durations`)
+                       image_size: int | None = None, # size to resize to: int, 'HxW' or (H, W) (None: the stored 140 x 170)
+                       channels: int = 1, # 1, or 3 (the gray image repeated, for RGB backbones)
+                       split: str = "official", # 'official' (sample_type column; stratified if empty) or 'stratified' (seeded, per class)
+                       val_fraction: float = 0.15, # fraction of each class for validation (stratified split)
+                       test_fraction: float = 0.15, # fraction of each class for testing (stratified split)
+                       seed: int = 42, # seed of the stratified split, the shuffling and the augmentation
+                       augment: bool = False, # whether to perturb training glitches with `augment_views` (time shift, gain, speckle)
+                       weighted_sampler: bool = False, # draw training glitches with inverse class-frequency weights (with replacement)
+                       cache: bool | str = True, # True: packed cache beside the data; False: read the source; a path: the cache folder
+                       pin_memory: bool = False, # whether to put batches in page-locked memory, for faster copies to the GPU (CUDA only)
+                       classes: tuple[str, ...] | None = None, # class names in label order (None: `CLASSES_V1`, or `ALL_CLASSES` for O3)
+                ):
         super().__init__()
         plain = lambda v: str(v) if isinstance(v, os.PathLike) else "<DataFrame>" if isinstance(v, pd.DataFrame) else v
         self.save_hyperparameters(dict(data=plain(data), metadata=plain(metadata), batch_size=batch_size,

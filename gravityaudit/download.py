@@ -30,30 +30,37 @@ class VerificationError(ValueError):
 @dataclass(frozen=True)
 class RemoteFile:
     "One file of a Zenodo record: its name, size in bytes and MD5 (None where unknown), and where to fetch it."
-    name: str
-    size: int | None
-    md5: str | None
-    url: str
+    name: str # file name in the record
+    size: int | None # size in bytes (None: unknown)
+    md5: str | None # MD5 hex digest (None: unknown)
+    url: str # download address
 
 # %% ../nbs/04_download.ipynb #24534800
-def record_id(record) -> str:
+def record_id(record, # record number (int or text), DOI `10.5281/zenodo.N` or record address
+             ) -> str:
     "The record number as a string, e.g. `1476156` for `1476156`, `'1476156'` or `'10.5281/zenodo.1476156'`."
     m = re.fullmatch(r"(?:.*\bzenodo\.|.*/records?/)?(\d+)/?", str(record).strip())
     if m is None: raise ValueError(f"record {record!r} is not a Zenodo record number (e.g. 1476156)")
     return m.group(1)
 
 # %% ../nbs/04_download.ipynb #3bae74a4
-def listing_url(record, base_url: str = DEFAULT_BASE_URL) -> str:
+def listing_url(record, # Zenodo record: number, DOI or address
+                base_url: str = DEFAULT_BASE_URL, # the Zenodo server
+               ) -> str:
     "The REST API address that lists the files of `record`."
     return f"{base_url.rstrip('/')}/api/records/{record_id(record)}"
 
 # %% ../nbs/04_download.ipynb #7b495c48
-def file_url(record, name: str, base_url: str = DEFAULT_BASE_URL) -> str:
+def file_url(record, # Zenodo record: number, DOI or address
+             name: str, # file name in the record
+             base_url: str = DEFAULT_BASE_URL, # the Zenodo server
+            ) -> str:
     "The download address of file `name` of `record`."
     return f"{base_url.rstrip('/')}/records/{record_id(record)}/files/{urllib.parse.quote(name)}?download=1"
 
 # %% ../nbs/04_download.ipynb #5fa3de66
-def md5_from_checksum(checksum) -> str | None:
+def md5_from_checksum(checksum, # the `checksum` field of a listing entry, e.g. 'md5:0123...'
+                     ) -> str | None:
     "The MD5 hex digest in a Zenodo checksum (`'md5:...'` or a bare 32-digit hex string); None for other algorithms."
     if not checksum: return None
     algorithm, _, value = str(checksum).strip().lower().rpartition(":")
@@ -66,7 +73,10 @@ def _check_file_name(name, record) -> str:
     return name
 
 # %% ../nbs/04_download.ipynb #b2707ecc
-def parse_listing(listing: dict, record, base_url: str = DEFAULT_BASE_URL) -> list[RemoteFile]:
+def parse_listing(listing: dict, # the JSON answer of the records API
+                  record, # Zenodo record: number, DOI or address
+                  base_url: str = DEFAULT_BASE_URL, # the Zenodo server, to complete relative links
+                 ) -> list[RemoteFile]:
     "The files of `record` from its REST API JSON (legacy, old or InvenioRDM form)."
     rid, base = record_id(record), base_url.rstrip("/") + "/"
     files = listing.get("files", listing.get("entries")) if isinstance(listing, dict) else None
@@ -91,7 +101,9 @@ KNOWN_FILES: dict[str, dict[str, int | None]] = {
     "5649212": {"H1_O3a.csv": None, "L1_O3a.csv": None, "H1_O3b.csv": None, "L1_O3b.csv": None},
 }
 
-def known_files(record, base_url: str = DEFAULT_BASE_URL) -> list[RemoteFile]:
+def known_files(record, # Zenodo record: number, DOI or address
+                base_url: str = DEFAULT_BASE_URL, # the Zenodo server
+               ) -> list[RemoteFile]:
     "The built-in listing of a Gravity Spy record (sizes where known, no MD5)."
     rid = record_id(record)
     if rid not in KNOWN_FILES: raise KeyError(f"record {rid} is not in the built-in table (known: {', '.join(KNOWN_FILES)})")
@@ -120,7 +132,9 @@ def _open(url: str, timeout: float = TIMEOUT, offset: int = 0):
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         raise DownloadError(f"could not reach {url}: {getattr(e, 'reason', None) or e}") from e
 
-def fetch_json(url: str, timeout: float = TIMEOUT):
+def fetch_json(url: str, # address of the JSON document
+               timeout: float = TIMEOUT, # seconds without data before giving up
+              ):
     "The JSON document at `url`."
     with _open(url, timeout) as response:
         try: body = response.read()
@@ -129,7 +143,10 @@ def fetch_json(url: str, timeout: float = TIMEOUT):
     except ValueError as e: raise ValueError(f"{url}: answer is not JSON ({e})") from None
 
 # %% ../nbs/04_download.ipynb #4d0034c2
-def record_files(record, base_url: str = DEFAULT_BASE_URL, timeout: float = TIMEOUT) -> list[RemoteFile]:
+def record_files(record, # Zenodo record: number, DOI or address
+                 base_url: str = DEFAULT_BASE_URL, # the Zenodo server
+                 timeout: float = TIMEOUT, # seconds without data before giving up
+                ) -> list[RemoteFile]:
     "The files of `record` from its live listing, or from `KNOWN_FILES` when the listing cannot be read."
     rid, url = record_id(record), listing_url(record, base_url)
     try:
@@ -142,7 +159,10 @@ def record_files(record, base_url: str = DEFAULT_BASE_URL, timeout: float = TIME
     return [replace(f, size=sizes[f.name]) if f.size is None and sizes.get(f.name) else f for f in listing]
 
 # %% ../nbs/04_download.ipynb #9aabe15e
-def select_files(listing: list[RemoteFile], names=None, record="") -> list[RemoteFile]:
+def select_files(listing: list[RemoteFile], # every file of the record
+                 names=None, # file names to keep (None or empty: all)
+                 record="", # the record, named in error messages
+                ) -> list[RemoteFile]:
     "The entries of `listing` named in `names` (all when None), in the order given."
     if not names: return list(listing)
     by_name = {f.name: f for f in listing}
@@ -153,7 +173,9 @@ def select_files(listing: list[RemoteFile], names=None, record="") -> list[Remot
     return [by_name[n] for n in dict.fromkeys(names)]
 
 # %% ../nbs/04_download.ipynb #f710c1c5
-def file_md5(path, chunk_size: int = CHUNK_SIZE) -> str:
+def file_md5(path, # file to hash
+             chunk_size: int = CHUNK_SIZE, # bytes read at a time
+            ) -> str:
     "The MD5 hex digest of the file at `path`, read in chunks."
     digest = hashlib.md5()
     with open(path, "rb") as f:
@@ -161,7 +183,10 @@ def file_md5(path, chunk_size: int = CHUNK_SIZE) -> str:
     return digest.hexdigest()
 
 # %% ../nbs/04_download.ipynb #1b2f5524
-def verify_file(path, remote: RemoteFile, chunk_size: int = CHUNK_SIZE) -> None:
+def verify_file(path, # the downloaded file
+                remote: RemoteFile, # its entry in the record's listing (size, MD5)
+                chunk_size: int = CHUNK_SIZE, # bytes read at a time while hashing
+               ) -> None:
     "Raise VerificationError unless the file at `path` has the size and MD5 listed for `remote`."
     path, keep = Path(path), "kept for inspection; delete it to download again"
     size = path.stat().st_size
@@ -171,7 +196,10 @@ def verify_file(path, remote: RemoteFile, chunk_size: int = CHUNK_SIZE) -> None:
         raise VerificationError(f"{path}: MD5 {got}, but the record lists {remote.md5} for {remote.name} ({keep})")
 
 # %% ../nbs/04_download.ipynb #3c9af8b9
-def is_complete(path, remote: RemoteFile, chunk_size: int = CHUNK_SIZE) -> bool:
+def is_complete(path, # the local file (may be missing)
+                remote: RemoteFile, # its entry in the record's listing (size, MD5)
+                chunk_size: int = CHUNK_SIZE, # bytes read at a time while hashing
+               ) -> bool:
     "Whether `path` exists with the size and MD5 listed for `remote`."
     try: verify_file(path, remote, chunk_size)
     except (FileNotFoundError, VerificationError): return False
@@ -220,7 +248,12 @@ def _fetch_into(part: Path, remote: RemoteFile, offset: int, chunk_size: int, ti
         if offset: _say(f"{remote.name}: the server ignored the Range request; downloading from the start")
         return _copy_body(response, part, "wb", 0, remote, chunk_size, progress)
 
-def fetch_file(remote: RemoteFile, dest, chunk_size: int = CHUNK_SIZE, timeout: float = TIMEOUT, progress: bool = True) -> Path:
+def fetch_file(remote: RemoteFile, # the file to download
+               dest, # folder to download into (created if needed)
+               chunk_size: int = CHUNK_SIZE, # bytes per network read
+               timeout: float = TIMEOUT, # seconds without data before giving up
+               progress: bool = True, # whether to show a byte progress bar
+              ) -> Path:
     "Download `remote` into folder `dest`, resuming `<name>.part`; rename it into place only once size and MD5 match."
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
     final, part = dest/remote.name, dest/f"{remote.name}.part"
@@ -245,8 +278,14 @@ def fetch_file(remote: RemoteFile, dest, chunk_size: int = CHUNK_SIZE, timeout: 
     return final
 
 # %% ../nbs/04_download.ipynb #e35d4342
-def download(record, dest, files=None, base_url: str = DEFAULT_BASE_URL, chunk_size: int = CHUNK_SIZE,
-             timeout: float = TIMEOUT, progress: bool = True) -> list[Path]:
+def download(record, # Zenodo record: number, DOI or address
+             dest, # folder to download into (created if needed)
+             files=None, # file names to fetch, or one name (None: every file of the record)
+             base_url: str = DEFAULT_BASE_URL, # the Zenodo server
+             chunk_size: int = CHUNK_SIZE, # bytes per network read
+             timeout: float = TIMEOUT, # seconds without data before giving up
+             progress: bool = True, # whether to show a byte progress bar
+            ) -> list[Path]:
     "Download `files` (all when None) of Zenodo `record` into folder `dest`, verified; returns their paths."
     rid = record_id(record)
     if isinstance(files, str): files = [files]
@@ -258,7 +297,8 @@ def download(record, dest, files=None, base_url: str = DEFAULT_BASE_URL, chunk_s
     return [fetch_file(f, dest, chunk_size, timeout, progress) for f in chosen]
 
 # %% ../nbs/04_download.ipynb #293417d6
-def download_command(argv: list[str] | None = None) -> int:
+def download_command(argv: list[str] | None = None, # command-line arguments after `gravityaudit download`
+                    ) -> int:
     "`gravityaudit download`: fetch the files of a Zenodo record, resumable and verified against size and MD5."
     parser = argparse.ArgumentParser(prog="gravityaudit download", description="Fetch the files of a Zenodo record (default: Gravity Spy v1.0), with a progress bar.",
         epilog="Interrupted downloads are kept as <name>.part and resumed on the next run. Files are renamed into "

@@ -11,13 +11,18 @@ import numpy as np
 __all__ = ['confidence_bins', 'expected_calibration_error', 'confusion_counts', 'confusion_matrix_figure', 'view_weights_figure']
 
 # %% ../nbs/08e_evaluation.ipynb #318df892
-def confidence_bins(confidence, n_bins: int = 15) -> np.ndarray:
+def confidence_bins(confidence, # confidences in [0, 1], any shape
+                    n_bins: int = 15, # equal-width bins over [0, 1]
+                   ) -> np.ndarray:
     "Bin number of each confidence: b for [b / n_bins, (b + 1) / n_bins), `n_bins` for a confidence of exactly 1."
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     return np.searchsorted(edges, np.asarray(confidence, dtype=np.float64), side="right") - 1
 
 # %% ../nbs/08e_evaluation.ipynb #523c33ed
-def expected_calibration_error(confidence, correct, n_bins: int = 15) -> float:
+def expected_calibration_error(confidence, # confidence of each prediction (N,), in [0, 1]
+                               correct, # whether each prediction is right (N,), bool or 0 / 1
+                               n_bins: int = 15, # equal-width confidence bins
+                              ) -> float:
     "ECE: the share-weighted mean |accuracy - confidence| over equal-width confidence bins (torchmetrics' L1 calibration error)."
     confidence, correct = np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=np.float64)
     if confidence.shape != correct.shape: raise ValueError(f"confidence {confidence.shape} and correct {correct.shape} differ in shape")
@@ -28,14 +33,20 @@ def expected_calibration_error(confidence, correct, n_bins: int = 15) -> float:
     return float(np.abs(gap).sum() / count.sum())
 
 # %% ../nbs/08e_evaluation.ipynb #d3a6cefd
-def confusion_counts(true, predicted, classes: Sequence[str]) -> np.ndarray:
+def confusion_counts(true, # true class name of each glitch (N,)
+                     predicted, # predicted class name of each glitch (N,)
+                     classes: Sequence[str], # class names: the row / column order (K)
+                    ) -> np.ndarray:
     "Counts (K, K) of glitches of true class i (row) predicted as class j (column), in the order of `classes`."
     index = {c: i for i, c in enumerate(classes)}
     matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
     for t, p in zip(true, predicted): matrix[index[t], index[p]] += 1
     return matrix
 
-def confusion_matrix_figure(matrix, classes: Sequence[str], title: str = "Confusion matrix"):
+def confusion_matrix_figure(matrix, # confusion counts (K, K), true class per row
+                            classes: Sequence[str], # class names in row / column order (K)
+                            title: str = "Confusion matrix", # figure title
+                           ):
     "Row-normalised confusion matrix (true class per row) as a matplotlib figure; counts written in the cells."
     import matplotlib.pyplot as plt
     matrix = np.asarray(matrix, dtype=float)
@@ -52,7 +63,11 @@ def confusion_matrix_figure(matrix, classes: Sequence[str], title: str = "Confus
     fig.tight_layout()
     return fig
 
-def view_weights_figure(weights, classes: Sequence[str], durations: Sequence[float], title: str = "Mean attention weight per view"):
+def view_weights_figure(weights, # mean attention weight per true class and view (K, V); NaN rows (unseen classes) are dropped
+                        classes: Sequence[str], # class names, one per row of `weights` (K)
+                        durations: Sequence[float], # view durations (s), one per column (V)
+                        title: str = "Mean attention weight per view", # figure title
+                       ):
     "Heat map of the mean attention weight (rows: true class, columns: view duration): which duration matters for which glitch."
     import matplotlib.pyplot as plt
     weights = np.asarray(weights, dtype=float)

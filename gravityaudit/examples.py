@@ -26,8 +26,9 @@ def _official_splits(n: int) -> list[str]:
 
 # %% ../nbs/03a_examples.ipynb #2b54ce58
 def example_views(class_index: int, # position of the class in `ALL_CLASSES` (sets the blob's frequency row)
-                  rng, # a numpy Generator
-                  n_classes: int = len(ALL_CLASSES)) -> np.ndarray:
+                  rng, # numpy Generator for the speckle
+                  n_classes: int = len(ALL_CLASSES), # number of classes spread over the frequency rows
+                 ) -> np.ndarray:
     "Four (140, 170) image-oriented views in [0, 1]: speckle plus a blob whose height depends on the class."
     rows, cols = np.mgrid[0:IMAGE_SHAPE[0], 0:IMAGE_SHAPE[1]]
     row0 = 10 + (IMAGE_SHAPE[0] - 20) * class_index / max(1, n_classes - 1)
@@ -55,10 +56,14 @@ def _example_row(gid: str, label: str, sample_type: str, rng) -> dict:
 
 # %% ../nbs/03a_examples.ipynb #16c61796
 def write_example_set(directory, # folder to write into (created if needed)
-                      n_per_class: int = 3, seed: int = 0, classes=CLASSES_V1,
-                      h5_name: str = "trainingsetv1d0.h5", csv_name: str = "trainingset_v1d0_metadata.csv",
+                      n_per_class: int = 3, # glitches per class
+                      seed: int = 0, # random seed
+                      classes=CLASSES_V1, # class names to include
+                      h5_name: str = "trainingsetv1d0.h5", # file name of the HDF5 file
+                      csv_name: str = "trainingset_v1d0_metadata.csv", # file name of the metadata CSV
                       sample_types: bool = True, # False leaves the sample_type column empty
-                      compression: str | None = None) -> tuple[Path, Path]:
+                      compression: str | None = None, # h5py filter for the views: None (uncompressed, as the real file) or 'gzip'
+                     ) -> tuple[Path, Path]:
     "Write a tiny data set in the real v1d0 layout (HDF5 + metadata CSV with every real column) into `directory`."
     directory = Path(directory); directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -73,8 +78,10 @@ def write_example_set(directory, # folder to write into (created if needed)
     return directory / h5_name, directory / csv_name
 
 # %% ../nbs/03a_examples.ipynb #0c2deca9
-def write_example_pngs(directory, views_by_glitch: dict, # {(gravityspy_id, label): (4, 140, 170) views}
-                       ifo: str = "H1") -> Path:
+def write_example_pngs(directory, # folder to write into (one subfolder per label)
+                       views_by_glitch: dict, # {(gravityspy_id, label): (4, 140, 170) views}
+                       ifo: str = "H1", # detector name in the file names
+                      ) -> Path:
     "Write Gravity Spy-like PNG figures `{label}/{IFO}_{id}_spectrogram_{d}.png` for `{(gravityspy_id, label): (4,140,170) views}`."
     from PIL import Image
     directory = Path(directory)

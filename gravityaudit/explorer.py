@@ -25,7 +25,8 @@ HOVER_COLUMNS = ("failure_mode", "position", "ifo", "peak_frequency", "central_f
 "Extra per-glitch properties shown on hover when the assignments or the metadata have them."
 
 # %% ../nbs/13_explorer.ipynb #1643bcc8
-def check_assignments(assignments: pd.DataFrame) -> pd.DataFrame:
+def check_assignments(assignments: pd.DataFrame, # the audit's assignments table: one row per glitch, with `ASSIGNMENT_COLUMNS`
+                     ) -> pd.DataFrame:
     "Raise ValueError unless `assignments` has the needed columns, unique ids and finite map coordinates."
     missing = [c for c in ASSIGNMENT_COLUMNS if c not in assignments.columns]
     if missing: raise ValueError(f"assignments: missing column(s) {missing}; expected {list(ASSIGNMENT_COLUMNS)}")
@@ -37,8 +38,12 @@ def check_assignments(assignments: pd.DataFrame) -> pd.DataFrame:
     return assignments
 
 # %% ../nbs/13_explorer.ipynb #f720b93e
-def explorer_points(assignments: pd.DataFrame, metadata: pd.DataFrame | None = None, max_points: int | None = None,
-                    seed: int = 0, hover_columns=HOVER_COLUMNS) -> pd.DataFrame:
+def explorer_points(assignments: pd.DataFrame, # the audit's assignments table, with `ASSIGNMENT_COLUMNS`
+                    metadata: pd.DataFrame | None = None, # glitch table, for extra hover columns (None: only the assignments' own)
+                    max_points: int | None = None, # most points to draw (None: all)
+                    seed: int = 0, # seed of the subset drawn when there are more than `max_points`
+                    hover_columns=HOVER_COLUMNS, # columns shown on hover, taken from `metadata` when the assignments lack them
+                   ) -> pd.DataFrame:
     "The rows to draw: checked assignments, at most `max_points` (seeded subset, original order), plus hover columns."
     points = check_assignments(assignments).reset_index(drop=True)
     if max_points is not None and len(points) > max_points:
@@ -53,7 +58,11 @@ def explorer_points(assignments: pd.DataFrame, metadata: pd.DataFrame | None = N
     return points
 
 # %% ../nbs/13_explorer.ipynb #a4ee150c
-def glitch_groups(h5, ids, metadata: pd.DataFrame | None = None, where: str = "data") -> dict[str, str]:
+def glitch_groups(h5, # an open HDF5 data set (`h5py.File`)
+                  ids, # gravityspy_ids to find
+                  metadata: pd.DataFrame | None = None, # glitch table, to find groups from label and sample_type (None: walk the file)
+                  where: str = "data", # the data set, named in error messages
+                 ) -> dict[str, str]:
     "Map each gravityspy_id in `ids` to its group path in the open HDF5 file `h5`; KeyError names a missing id."
     ids = [str(i) for i in ids]
     wanted, groups = set(ids), {}
@@ -78,7 +87,10 @@ def viridis_palette() -> list[int]:
     rgb = colormaps["viridis"](np.linspace(0, 1, 256))[:, :3]
     return (np.round(rgb * 255).astype(np.uint8)).ravel().tolist()
 
-def thumbnail(image, size=THUMBNAIL_SIZE, palette: list[int] | None = None):
+def thumbnail(image, # (140, 170) view, values in [0, 1]
+              size=THUMBNAIL_SIZE, # (width, height) of the thumbnail in pixels
+              palette: list[int] | None = None, # flat [r, g, b, ...] palette (None: `viridis_palette()`)
+             ):
     "A (140, 170) image in [0, 1] as a small viridis palette PIL image, top row = highest frequency."
     from PIL import Image
     image = np.clip(as_view(image), 0, 1)
@@ -95,18 +107,29 @@ def thumbnail(image, size=THUMBNAIL_SIZE, palette: list[int] | None = None):
 THUMBNAIL_FORMATS = ("png", "webp")
 "Thumbnail file formats: lossless palette PNG (every image level kept) or lossy WebP (about 7 times smaller)."
 
-def thumbnail_name(i: int, fmt: str = "png") -> str:
+def thumbnail_name(i: int, # position of the point in the page's data
+                   fmt: str = "png", # thumbnail format: 'png' or 'webp'
+                  ) -> str:
     "File name of the `i`-th point's thumbnail inside the thumbnail folder."
     return f"{i:06d}.{fmt}"
 
-def save_thumbnail(image, path, fmt: str = "png") -> None:
+def save_thumbnail(image, # palette image from `thumbnail`
+                   path, # file to write
+                   fmt: str = "png", # 'png' (lossless) or 'webp' (lossy)
+                  ) -> None:
     "Save a palette thumbnail as PNG (lossless) or WebP (quality 80)."
     if fmt == "png": image.save(path, format="PNG", optimize=True)
     elif fmt == "webp": image.convert("RGB").save(path, format="WEBP", quality=80)
     else: raise ValueError(f"unknown thumbnail format {fmt!r}; expected one of {THUMBNAIL_FORMATS}")
 
-def write_thumbnails(data, points: pd.DataFrame, folder, view: float = 1.0, metadata: pd.DataFrame | None = None,
-                     size=THUMBNAIL_SIZE, fmt: str = "png") -> Path:
+def write_thumbnails(data, # the HDF5 data set
+                     points: pd.DataFrame, # the rows to draw, from `explorer_points`; point i is row i
+                     folder, # thumbnail folder to write (replaced whole)
+                     view: float = 1.0, # duration (s) of the view to show
+                     metadata: pd.DataFrame | None = None, # glitch table, to find each glitch's group quickly (None: walk the file)
+                     size=THUMBNAIL_SIZE, # (width, height) of each thumbnail in pixels
+                     fmt: str = "png", # thumbnail format: 'png' or 'webp'
+                    ) -> Path:
     "Write one thumbnail per row of `points` (the `view`-second view read from HDF5 `data`) into `folder`, atomically."
     import h5py
     data, folder, name = Path(data), Path(folder), view_name(view)
@@ -148,7 +171,11 @@ def _column(values) -> list:
         return [None if not np.isfinite(v) else float(f"{v:.4g}") for v in s.astype(float).tolist()]
     return [None if pd.isna(v) else str(v) for v in s.tolist()]
 
-def explorer_data(points: pd.DataFrame, thumbs: str | None = "explorer_thumbs", view: float = 1.0, fmt: str = "png") -> dict:
+def explorer_data(points: pd.DataFrame, # the rows to draw, from `explorer_points`; point i is row i
+                  thumbs: str | None = "explorer_thumbs", # thumbnail folder, relative to the page (None: no thumbnails)
+                  view: float = 1.0, # duration (s) of the view in the thumbnails
+                  fmt: str = "png", # thumbnail format: 'png' or 'webp'
+                 ) -> dict:
     "The page's data blob: label names, column arrays per point, hover columns, where the thumbnails are."
     labels = sorted(points["label"].astype(str).unique())
     index = {l: i for i, l in enumerate(labels)}
@@ -159,7 +186,8 @@ def explorer_data(points: pd.DataFrame, thumbs: str | None = "explorer_thumbs", 
     return dict(labels=labels, columns=columns, extra=extra, thumbs=thumbs, thumb_format=fmt, view=float(view),
                 colors=list(COLORWAY))
 
-def script_json(obj) -> str:
+def script_json(obj, # a value JSON can hold (no NaN or infinity)
+               ) -> str:
     "JSON safe inside a `<script>` element: `<`, `>`, `&` and non-ASCII escaped as \\u sequences."
     text = json.dumps(obj, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -324,8 +352,13 @@ _EXPLORER_JS = r"""
 """
 
 # %% ../nbs/13_explorer.ipynb #c94de6aa
-def explorer_html(points: pd.DataFrame, thumbs: str | None = "explorer_thumbs", plotly_src: str = "explorer_plotly.min.js",
-                  title: str = "Gravity Spy glitch explorer", view: float = 1.0, fmt: str = "png") -> str:
+def explorer_html(points: pd.DataFrame, # the rows to draw, from `explorer_points`; point i is row i
+                  thumbs: str | None = "explorer_thumbs", # thumbnail folder, relative to the page (None: no thumbnails)
+                  plotly_src: str = "explorer_plotly.min.js", # address of plotly.js, relative to the page
+                  title: str = "Gravity Spy glitch explorer", # page title
+                  view: float = 1.0, # duration (s) of the view in the thumbnails, named in the subtitle
+                  fmt: str = "png", # thumbnail format: 'png' or 'webp'
+                 ) -> str:
     "The explorer page as text: menus, map, preview panel, the points as escaped JSON and the script."
     n, labels = len(points), points["label"].nunique()
     clusters = int((pd.Series(points["cluster"]).unique() >= 0).sum())
@@ -351,7 +384,8 @@ def explorer_html(points: pd.DataFrame, thumbs: str | None = "explorer_thumbs", 
 """
 
 # %% ../nbs/13_explorer.ipynb #069665a6
-def write_plotly_js(path) -> Path:
+def write_plotly_js(path, # file to write plotly.js into
+                   ) -> Path:
     "Write the installed plotly.js bundle to `path` (skipped when an identical file is there)."
     from plotly.offline import get_plotlyjs
     path, text = Path(path), get_plotlyjs()
@@ -359,9 +393,16 @@ def write_plotly_js(path) -> Path:
         with atomic_write(path) as tmp: tmp.write_text(text)
     return path
 
-def write_explorer(out_dir, assignments: pd.DataFrame, data, metadata: pd.DataFrame | None = None,
-                   thumbnail_view: float = 1.0, max_points: int | None = None, seed: int = 0,
-                   title: str = "Gravity Spy glitch explorer", thumbnail_format: str = "png") -> Path:
+def write_explorer(out_dir, # folder of the page (created if needed)
+                   assignments: pd.DataFrame, # the audit's assignments table, with `ASSIGNMENT_COLUMNS`
+                   data, # the HDF5 data set, for the thumbnails
+                   metadata: pd.DataFrame | None = None, # glitch table, for hover columns and a quick group lookup (None: walk the file)
+                   thumbnail_view: float = 1.0, # duration (s) of the view shown on hover
+                   max_points: int | None = None, # most points to draw, a seeded subset (None: all)
+                   seed: int = 0, # seed of that subset
+                   title: str = "Gravity Spy glitch explorer", # page title
+                   thumbnail_format: str = "png", # 'png' (lossless) or 'webp' (about 7 times smaller)
+                  ) -> Path:
     "Write `out_dir/explorer.html` with thumbnails in `out_dir/explorer_thumbs/` and plotly.js beside it; return the page."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     points = explorer_points(assignments, metadata, max_points, seed)

@@ -17,14 +17,19 @@ from .models import create_encoder
 __all__ = ['frozen_encoder', 'FrozenViewEmbedder', 'ClassifierFeatures', 'IndexedPredictions', 'in_index_order']
 
 # %% ../nbs/10b_features.ipynb #7cdfd714
-def frozen_encoder(name: str, weights: str | None, image_size) -> torch.nn.Module:
+def frozen_encoder(name: str, # a timm model name, e.g. `vit_small_patch16_224`
+                   weights: str | None, # a local weights file; None: random initialisation (with a warning)
+                   image_size, # the input size (H, W) the encoder is built for
+                  ) -> torch.nn.Module:
     "The frozen timm backbone `name` (weights from the local file `weights`, else random with a warning) from the model factory."
     return create_encoder(f"timm:{name}", in_chans=3, pretrained_file=weights, image_size=image_size, frozen=True)
 
 class FrozenViewEmbedder(L.LightningModule):
     "Embed every view with a frozen image encoder (gray -> its input channels, its normalisation); concatenate views."
     def __init__(self, encoder, # from `create_encoder(..., frozen=True)`: forward_features (B, C, H, W) -> (B, D)
-                 image_size: int | tuple | None = 224, per_view: bool = False):
+                 image_size: int | tuple | None = 224, # size (int or (H, W)) every view is resized to; None: as stored
+                 per_view: bool = False, # one vector per view (B, V, D) instead of their concatenation (B, V*D)
+                ):
         super().__init__()
         self.encoder, self.per_view = encoder, per_view
         self.image_size = image_size_pair(image_size)
@@ -47,7 +52,8 @@ class FrozenViewEmbedder(L.LightningModule):
 
 class ClassifierFeatures(L.LightningModule):
     "The fused features (`forward_features`) of a trained classifier checkpoint, one vector per glitch."
-    def __init__(self, classifier):
+    def __init__(self, classifier, # a trained `GlitchClassifier` (or a bare model with forward_features)
+                ):
         super().__init__()
         self.classifier = classifier.eval()
         self.model = getattr(classifier, "model", classifier)
@@ -58,7 +64,8 @@ class ClassifierFeatures(L.LightningModule):
 # %% ../nbs/10b_features.ipynb #030102f4
 class IndexedPredictions(BasePredictionWriter):
     "Gather `{'index', 'vectors'}` predictions of this rank; with DDP, save them to `share_dir` for rank 0."
-    def __init__(self, share_dir=None):
+    def __init__(self, share_dir=None, # folder every rank can write to, needed with DDP; None on a single process
+                ):
         super().__init__(write_interval="batch")
         self.share_dir, self.indices, self.vectors = share_dir, [], []
 
@@ -76,7 +83,9 @@ class IndexedPredictions(BasePredictionWriter):
         if not self.indices: return torch.zeros(0, dtype=torch.long), torch.zeros(0)
         return torch.cat(self.indices), torch.cat(self.vectors)
 
-def in_index_order(parts, n: int) -> np.ndarray:
+def in_index_order(parts, # (indices (n_i,), vectors (n_i, ...)) of each rank
+                   n: int, # number of glitches: the indices must cover 0..n-1 once each
+                  ) -> np.ndarray:
     "Merge `(indices, vectors)` parts into one float32 array in index order 0..n-1, each index exactly once."
     index = torch.cat([p[0] for p in parts]).numpy()
     vectors = torch.cat([p[1] for p in parts if len(p[0])]).numpy().astype(np.float32)

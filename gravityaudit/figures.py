@@ -25,7 +25,10 @@ def set_style():
     sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
 
 # %% ../nbs/12_figures.ipynb #cb2a2262
-def read_images(data, rows: pd.DataFrame, view: str = "1.0.png") -> np.ndarray:
+def read_images(data, # the HDF5 data set
+                rows: pd.DataFrame, # glitch rows with label, sample_type and gravityspy_id columns
+                view: str = "1.0.png", # name of the view to read, e.g. '1.0.png' for the 1 s view
+               ) -> np.ndarray:
     "Images (n, 140, 170) of the glitches in `rows` (columns label, sample_type, gravityspy_id) from the HDF5 file `data`."
     import h5py
     data = Path(data)
@@ -39,7 +42,11 @@ def read_images(data, rows: pd.DataFrame, view: str = "1.0.png") -> np.ndarray:
     return np.stack(out) if out else np.zeros((0, 140, 170), np.float32)
 
 # %% ../nbs/12_figures.ipynb #44119631
-def plot_map(assignments: pd.DataFrame, by: str = "cluster", ax=None, max_legend: int = 24):
+def plot_map(assignments: pd.DataFrame, # the audit's assignments table (umap_x, umap_y, cluster, label)
+             by: str = "cluster", # 'cluster' or 'label': what sets the colours
+             ax=None, # matplotlib axes to draw on (None: a new figure)
+             max_legend: int = 24, # most labels listed in the legend
+            ):
     "The 2-D UMAP map coloured by cluster or by label (noise and rare labels grey)."
     import matplotlib.pyplot as plt, seaborn as sns
     set_style()
@@ -69,7 +76,9 @@ def plot_map(assignments: pd.DataFrame, by: str = "cluster", ax=None, max_legend
     ax.set_xticks([]); ax.set_yticks([]); ax.set_xlabel("UMAP 1"); ax.set_ylabel("UMAP 2")
     return ax.figure
 
-def plot_cluster_table(clusters: pd.DataFrame, top: int = 15):
+def plot_cluster_table(clusters: pd.DataFrame, # the audit's cluster table (ambiguity, purity, entropy_bits, failure_mode, ...)
+                       top: int = 15, # how many clusters to show, most ambiguous first
+                      ):
     "The clusters ranked by ambiguity = n x (1 - purity), coloured by failure mode, with their label statistics."
     import matplotlib.pyplot as plt
     set_style()
@@ -84,7 +93,8 @@ def plot_cluster_table(clusters: pd.DataFrame, top: int = 15):
     ax.set_title("Clusters ranked by ambiguity")
     return fig
 
-def plot_entropy_comparison(clusters: pd.DataFrame):
+def plot_entropy_comparison(clusters: pd.DataFrame, # the audit's cluster table (ambiguity, purity, entropy_bits, failure_mode, ...)
+                           ):
     "Label entropy and purity of the flagged clusters side by side, with the original study's two thresholds."
     import matplotlib.pyplot as plt
     set_style()
@@ -102,7 +112,11 @@ def plot_entropy_comparison(clusters: pd.DataFrame):
     return fig
 
 # %% ../nbs/12_figures.ipynb #f032ed5e
-def montage(images, n_cols: int, pad: int = 4, fill: float = 1.0) -> np.ndarray:
+def montage(images, # (n, H, W) images
+            n_cols: int, # images per row
+            pad: int = 4, # gap between images, in pixels
+            fill: float = 1.0, # pixel value of the gaps and of empty cells
+           ) -> np.ndarray:
     "Tile images (n, H, W) row-major into one array with `n_cols` columns and white gaps (drawn with one imshow)."
     images = np.asarray(images, dtype=np.float32)
     n, h, w = images.shape if images.ndim == 3 else (0, 140, 170)
@@ -138,19 +152,29 @@ def _tiles(grid, titles, n_cols, title="", row_names=None, cell=(1.45, 1.2)):
     for side in ax.spines.values(): side.set_visible(False)
     return fig
 
-def pick_by_label(members: pd.DataFrame, per_label: int = 6, max_labels: int = 6, seed: int = 0) -> pd.DataFrame:
+def pick_by_label(members: pd.DataFrame, # assignments rows of one cluster
+                  per_label: int = 6, # most glitches per label
+                  max_labels: int = 6, # how many labels, commonest first
+                  seed: int = 0, # random seed
+                 ) -> pd.DataFrame:
     "Up to `per_label` glitches of each of the `max_labels` commonest labels of a cluster, seeded."
     top = members.label.value_counts().index[:max_labels]
     parts = [members[members.label == l].sample(min(per_label, int((members.label == l).sum())), random_state=seed) for l in top]
     return pd.concat(parts) if parts else members.head(0)
 
-def pick_along(members: pd.DataFrame, n: int = 12, column: str = "position") -> pd.DataFrame:
+def pick_along(members: pd.DataFrame, # assignments rows of one cluster
+               n: int = 12, # how many glitches
+               column: str = "position", # the 1-D coordinate to order them by
+              ) -> pd.DataFrame:
     "`n` glitches at evenly spaced quantiles of `column`, in order."
     m = members.sort_values(column, kind="stable").reset_index(drop=True)
     if len(m) == 0: return m
     return m.iloc[np.unique(np.round(np.linspace(0, len(m) - 1, min(n, len(m)))).astype(int))]
 
-def plot_contact_sheet(images, labels, title: str = ""):
+def plot_contact_sheet(images, # (n, 140, 170) images, top row = highest frequency
+                       labels, # (n,) label of each image; one row per label
+                       title: str = "", # figure title
+                      ):
     "A contact sheet: one row per given label; an over-split cluster shows the same morphology in every row."
     labels = np.asarray(labels)
     names = list(dict.fromkeys(labels.tolist()))
@@ -159,12 +183,21 @@ def plot_contact_sheet(images, labels, title: str = ""):
     counts = [f"{n} ({len(g)})" for n, g in zip(names, grid)]
     return _tiles(grid, [[""] * len(g) for g in grid], n_cols, title, row_names=counts)
 
-def plot_strip(images, positions, labels=None, title: str = ""):
+def plot_strip(images, # (n, 140, 170) images, top row = highest frequency
+               positions, # (n,) 1-D coordinate of each image, in the order shown
+               labels=None, # (n,) label of each image (None: positions only)
+               title: str = "", # figure title
+              ):
     "Images in a row, ordered along a 1-D coordinate, each titled with its position (and label)."
     titles = [f"{p:.2f}" + (f" {labels[i]}" if labels is not None else "") for i, p in enumerate(positions)]
     return _tiles([list(images)], [titles], max(len(images), 1), title, cell=(1.5, 1.5))
 
-def plot_atlas(images, positions, labels, n_rows: int = 3, title: str = ""):
+def plot_atlas(images, # (n, 140, 170) images, top row = highest frequency
+               positions, # (n,) 1-D coordinate of each image, in [0, 1]
+               labels, # (n,) label of each image
+               n_rows: int = 3, # number of bands of the coordinate, one row each
+               title: str = "", # figure title
+              ):
     "An atlas: the ordering cut into `n_rows` bands, one row each, every image titled by its label."
     positions, labels, images = np.asarray(positions), np.asarray(labels), np.asarray(images)
     band = np.minimum((positions * n_rows).astype(int), n_rows - 1)
@@ -174,8 +207,15 @@ def plot_atlas(images, positions, labels, n_rows: int = 3, title: str = ""):
     return _tiles(grid, titles, n_cols, title, row_names=[f"{b / n_rows:.2f}-{(b + 1) / n_rows:.2f}" for b in range(n_rows)])
 
 # %% ../nbs/12_figures.ipynb #f6bc752b
-def write_figures(out_dir, assignments: pd.DataFrame, clusters: pd.DataFrame, data=None, metadata: pd.DataFrame | None = None,
-                  max_clusters: int = 6, view: str = "1.0.png", seed: int = 0) -> list[Path]:
+def write_figures(out_dir, # output folder; the figures go in `out_dir/figures/`
+                  assignments: pd.DataFrame, # the audit's assignments table
+                  clusters: pd.DataFrame, # the audit's cluster table
+                  data=None, # the HDF5 data set, for the images of flagged clusters (None: no images)
+                  metadata: pd.DataFrame | None = None, # glitch table, for each glitch's sample_type (None: no images)
+                  max_clusters: int = 6, # most flagged clusters drawn, most ambiguous first
+                  view: str = "1.0.png", # name of the view shown, e.g. '1.0.png' for the 1 s view
+                  seed: int = 0, # seed of the contact sheets' picks
+                 ) -> list[Path]:
     "Draw every audit figure into `out_dir/figures/` as PNG files; returns their paths."
     out = Path(out_dir) / "figures"
     out.mkdir(parents=True, exist_ok=True)

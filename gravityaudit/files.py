@@ -36,7 +36,9 @@ PHYSICAL_TEST_COLUMNS: tuple[str, ...] = ("peak_frequency", "bandwidth", "durati
 "The physical columns the audit uses to ask whether labels are separable by physics alone."
 
 # %% ../nbs/01b_files.ipynb #d62cda3a
-def require_file(path, what: str = "file") -> Path:
+def require_file(path, # path of the file
+                 what: str = "file", # what the file is, named in error messages
+                ) -> Path:
     "`path` as a Path if it is an existing file; otherwise an error naming it."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{what} {path} does not exist")
@@ -44,7 +46,8 @@ def require_file(path, what: str = "file") -> Path:
     return path
 
 # %% ../nbs/01b_files.ipynb #e7bcea33
-def find_metadata(data) -> Path | None:
+def find_metadata(data, # the data set (HDF5 file, PNG folder or tarball) whose folder to search
+                 ) -> Path | None:
     "The metadata CSV beside `data`: `metadata.csv`, `trainingset_v1d0_metadata.csv` or a single `*metadata*.csv`; None if absent."
     data = Path(data)
     folder = data if data.is_dir() else data.parent
@@ -60,7 +63,10 @@ def find_metadata(data) -> Path | None:
     return None
 
 # %% ../nbs/01b_files.ipynb #a14f7370
-def check_metadata(table: pd.DataFrame, where: str = "metadata", classes=ALL_CLASSES) -> pd.DataFrame:
+def check_metadata(table: pd.DataFrame, # glitch table, one row per glitch, with at least gravityspy_id and label columns
+                   where: str = "metadata", # where the table came from, named in error messages
+                   classes=ALL_CLASSES, # known class names (None: accept any label)
+                  ) -> pd.DataFrame:
     "Check the required columns, labels, sample types and ids of a glitch table; return it with a fresh 0..N-1 index."
     missing = [c for c in ("gravityspy_id", "label") if c not in table.columns]
     if missing: raise ValueError(f"{where}: missing column(s) {missing}; columns are {list(table.columns)}")
@@ -76,7 +82,9 @@ def check_metadata(table: pd.DataFrame, where: str = "metadata", classes=ALL_CLA
     if bad: raise ValueError(f"{where}: unknown sample_type(s) {bad}; expected one of {SAMPLE_TYPES}")
     return table
 
-def read_metadata(path, classes=ALL_CLASSES) -> pd.DataFrame:
+def read_metadata(path, # the metadata CSV
+                  classes=ALL_CLASSES, # known class names (None: accept any label)
+                 ) -> pd.DataFrame:
     "Read a Gravity Spy metadata CSV into a checked glitch table (row i = glitch i, extra columns kept)."
     path = require_file(path, "metadata file")
     try: table = pd.read_csv(path, dtype={"gravityspy_id": str, "label": str, "sample_type": str}, low_memory=False)
@@ -84,7 +92,10 @@ def read_metadata(path, classes=ALL_CLASSES) -> pd.DataFrame:
         raise ValueError(f"metadata file {path} is not a readable CSV: {e}") from None
     return check_metadata(table, str(path), classes)
 
-def metadata_for(data=None, metadata=None, classes=ALL_CLASSES) -> pd.DataFrame:
+def metadata_for(data=None, # the data set, whose folder is searched for a CSV when `metadata` is None
+                 metadata=None, # metadata CSV path or glitch table (None: the CSV beside `data`)
+                 classes=ALL_CLASSES, # known class names (None: accept any label)
+                ) -> pd.DataFrame:
     "The checked metadata of a study: the table or CSV `metadata` if given, else the CSV found beside `data`."
     if isinstance(metadata, pd.DataFrame): return check_metadata(metadata, "metadata", classes)
     if metadata is None:
@@ -94,7 +105,14 @@ def metadata_for(data=None, metadata=None, classes=ALL_CLASSES) -> pd.DataFrame:
     return read_metadata(metadata, classes)
 
 # %% ../nbs/01b_files.ipynb #fa485d4b
-def write_embeddings(out, ids, vectors, attrs: dict, physical: dict | None = None, labels=None, views=None) -> Path:
+def write_embeddings(out, # the embeddings.h5 file to write
+                     ids, # (N,) gravityspy_id of each vector
+                     vectors, # (N, D) embedding vectors
+                     attrs: dict, # run information stored as file attributes (dicts and lists as JSON)
+                     physical: dict | None = None, # {column: (N,) values} of trigger parameters (peak_frequency, snr, ...) or None
+                     labels=None, # (N,) class label of each vector (None: not stored)
+                     views=None, # (N,) view name of each vector when there is one vector per view (None: one per glitch)
+                    ) -> Path:
     "Write `embeddings.h5` atomically: ids, float32 vectors, optional labels / views / physical coordinates, attrs."
     import h5py
     out, vectors = Path(out), np.asarray(vectors, dtype=np.float32)
@@ -123,7 +141,8 @@ def _open_h5(path, what: str):
     try: return h5py.File(path, "r")
     except OSError as e: raise ValueError(f"{what} {path} is not a readable HDF5 file ({e})") from None
 
-def read_embeddings(path):
+def read_embeddings(path, # an embeddings.h5 file
+                   ):
     "`(ids, vectors, attrs)` of an `embeddings.h5`: ids as str array (N,), float32 vectors (N, D), attrs as a dict."
     with _open_h5(path, "embeddings file") as f:
         for key in ("gravityspy_id", "vectors"):
@@ -137,7 +156,8 @@ def read_embeddings(path):
         if k in attrs: attrs[k] = json.loads(attrs[k])
     return np.asarray(ids, dtype=str), vectors, attrs
 
-def read_physical(path) -> pd.DataFrame:
+def read_physical(path, # an embeddings.h5 file
+                 ) -> pd.DataFrame:
     "The physical coordinates stored beside the vectors, as a DataFrame (gravityspy_id, label, view, physical columns)."
     import h5py
     with _open_h5(path, "embeddings file") as f:
@@ -151,7 +171,10 @@ def read_physical(path) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 # %% ../nbs/01b_files.ipynb #5f041d38
-def align(ids, vectors, metadata: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+def align(ids, # (N,) gravityspy_id of each vector
+          vectors, # (N, D) embedding vectors, returned as they are
+          metadata: pd.DataFrame, # glitch table with a gravityspy_id column, holding every id of `ids`
+         ) -> tuple[np.ndarray, pd.DataFrame]:
     "Vectors and metadata rows in the same order (the embeddings' order); every embedded id must be in the metadata."
     table = metadata.drop_duplicates("gravityspy_id").set_index("gravityspy_id", drop=False)
     missing = [i for i in ids if i not in table.index]
@@ -161,8 +184,8 @@ def align(ids, vectors, metadata: pd.DataFrame) -> tuple[np.ndarray, pd.DataFram
 # %% ../nbs/01b_files.ipynb #74bb29bf
 class Strain(NamedTuple):
     "Strain samples with the sample rate (Hz) and GPS start time stored beside them (None where absent)."
-    data: np.ndarray
-    sample_rate: float | None = None
+    data: np.ndarray # strain samples: one segment (T,) or N segments (N, T)
+    sample_rate: float | None = None # samples per second (Hz)
     start_time: float | np.ndarray | None = None   # one GPS time, or one per row of (N, T) strain
 
 def _strain_attrs(attrs) -> tuple[float | None, float | None]:
@@ -175,7 +198,10 @@ def _strain_attrs(attrs) -> tuple[float | None, float | None]:
         start = float(start) if start.ndim == 0 else start
     return (None if rate is None else float(rate)), start
 
-def read_strain(path, dataset: str | None = None, mmap: bool = False) -> Strain:
+def read_strain(path, # a `.npy` file or an HDF5 file of strain
+                dataset: str | None = None, # HDF5 dataset holding the strain (None: the file's only dataset)
+                mmap: bool = False, # memory-map a `.npy` file, so rows are read only when used
+               ) -> Strain:
     "The strain in a `.npy` file or in one dataset of an HDF5 file, with its sample rate and start time if stored."
     path = require_file(path, "strain file")
     if path.suffix == ".npy":
@@ -194,13 +220,17 @@ def read_strain(path, dataset: str | None = None, mmap: bool = False) -> Strain:
         return Strain(ds[()], *_strain_attrs(ds.attrs))
 
 # %% ../nbs/01b_files.ipynb #168247b1
-def write_table(table: pd.DataFrame, path) -> Path:
+def write_table(table: pd.DataFrame, # the table to write
+                path, # CSV file to write
+               ) -> Path:
     "Write a table as CSV, atomically."
     path = Path(path)
     with atomic_write(path) as tmp: table.to_csv(tmp, index=False)
     return path
 
-def read_table(path, what: str = "table") -> pd.DataFrame:
+def read_table(path, # CSV file to read
+               what: str = "table", # what the file is, named in error messages
+              ) -> pd.DataFrame:
     "A CSV written by `write_table` (ids kept as text); an error naming `path` if it is missing or unreadable."
     path = require_file(path, what)
     try: return pd.read_csv(path, dtype={"gravityspy_id": str}, low_memory=False)
@@ -210,7 +240,10 @@ def read_table(path, what: str = "table") -> pd.DataFrame:
 FIGURE_DPI = 110
 "Resolution of every PNG figure the package writes."
 
-def save_figure(fig, path, dpi: int = FIGURE_DPI) -> Path:
+def save_figure(fig, # a matplotlib figure
+                path, # PNG file to write
+                dpi: int = FIGURE_DPI, # resolution, in dots per inch
+               ) -> Path:
     "Save a matplotlib figure as a PNG at `path` atomically and close it."
     import matplotlib.pyplot as plt
     path = Path(path)
@@ -219,7 +252,9 @@ def save_figure(fig, path, dpi: int = FIGURE_DPI) -> Path:
     return path
 
 # %% ../nbs/01b_files.ipynb #31bfa870
-def image_size_pair(size, default=None) -> tuple[int, int] | None:
+def image_size_pair(size, # an int (square), text 'HxW', or an (H, W) pair; None: `default`
+                    default=None, # the size to use when `size` is None (None: return None)
+                   ) -> tuple[int, int] | None:
     "An image size as (H, W): an int is a square, 'HxW' or a pair a rectangle; None gives `default`."
     if size is None: return None if default is None else image_size_pair(default)
     if isinstance(size, str):

@@ -18,7 +18,14 @@ __all__ = ['LASER_WAVELENGTH', 'GENERATORS', 'sine_gaussians', 'compact_binary_c
            'none_of_the_above']
 
 # %% ../nbs/05b_glitches.ipynb #9ae77154
-def sine_gaussians(times, freqs, qs, amps, phases, n: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def sine_gaussians(times, # centre times (s) from the segment centre
+                   freqs, # centre frequencies (Hz)
+                   qs, # quality factors
+                   amps, # root-sum-square amplitudes hrss (1/sqrt(Hz))
+                   phases, # phases (rad)
+                   n: int, # length of the output (samples)
+                   sample_rate: int = SAMPLE_RATE, # samples per second (Hz)
+                  ) -> np.ndarray:
     "Sum of sine-Gaussians (ml4gw `SineGaussian`, plus polarisation) centred `times` s from the segment centre."
     import torch
     from ml4gw.waveforms import SineGaussian
@@ -42,8 +49,16 @@ def _phenom_d():
     return IMRPhenomD().double()
 
 # %% ../nbs/05b_glitches.ipynb #d9e0e911
-def compact_binary_chirp(chirp_mass: float, mass_ratio: float, n: int, sample_rate: int = SAMPLE_RATE,
-                         f_low: float = 30.0, chi1: float = 0.0, chi2: float = 0.0, phase: float = 0.0, t_peak: float = 0.0) -> np.ndarray:
+def compact_binary_chirp(chirp_mass: float, # chirp mass (solar masses)
+                         mass_ratio: float, # ratio of the two component masses (ml4gw: m2 = q m1)
+                         n: int, # length of the output (samples)
+                         sample_rate: int = SAMPLE_RATE, # samples per second (Hz)
+                         f_low: float = 30.0, # starting frequency (Hz): the spectrum is tapered off below it
+                         chi1: float = 0.0, # dimensionless aligned spin of the first body
+                         chi2: float = 0.0, # dimensionless aligned spin of the second body
+                         phase: float = 0.0, # phase at coalescence (rad)
+                         t_peak: float = 0.0, # time of the amplitude peak (s) from the segment centre
+                        ) -> np.ndarray:
     "IMRPhenomD (ml4gw) plus polarisation from `f_low`, its amplitude peak placed `t_peak` s from the segment centre."
     import torch
     freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
@@ -61,12 +76,21 @@ def compact_binary_chirp(chirp_mass: float, mass_ratio: float, n: int, sample_ra
     return np.roll(h, n // 2 + int(round(t_peak * sample_rate)) - int(np.argmax(np.abs(h))))
 
 # %% ../nbs/05b_glitches.ipynb #4c29de78
-def tone_track(freq, envelope, sample_rate: int = SAMPLE_RATE, phase: float = 0.0) -> np.ndarray:
+def tone_track(freq, # instantaneous frequency (Hz), one per sample
+               envelope, # amplitude, one per sample
+               sample_rate: int = SAMPLE_RATE, # samples per second (Hz)
+               phase: float = 0.0, # starting phase (rad)
+              ) -> np.ndarray:
     "A tone following the instantaneous frequency `freq(t)` (array, Hz), shaped by `envelope` (array)."
     return envelope * np.sin(2 * np.pi * np.cumsum(freq) / sample_rate + phase)
 
 # %% ../nbs/05b_glitches.ipynb #952c0ed1
-def band_limited_noise(rng, n: int, f_lo: float, f_hi: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def band_limited_noise(rng, # numpy Generator
+                       n: int, # length (samples)
+                       f_lo: float, # lower band edge (Hz)
+                       f_hi: float, # upper band edge (Hz)
+                       sample_rate: int = SAMPLE_RATE, # samples per second (Hz)
+                      ) -> np.ndarray:
     "Gaussian noise with a flat spectrum between `f_lo` and `f_hi` (soft edges), unit variance."
     freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
     lf = np.log(np.maximum(freqs, 1e-3))
@@ -77,12 +101,19 @@ def band_limited_noise(rng, n: int, f_lo: float, f_hi: float, sample_rate: int =
     return h / (h.std() + 1e-30)
 
 # %% ../nbs/05b_glitches.ipynb #d7ce6261
-def gaussian_envelope(times, t0: float, sigma: float):
+def gaussian_envelope(times, # sample times (s)
+                      t0: float, # centre (s)
+                      sigma: float, # standard deviation (s)
+                     ):
     "exp(-(t - t0)^2 / 2 sigma^2)."
     return np.exp(-0.5 * ((times - t0) / sigma) ** 2)
 
 # %% ../nbs/05b_glitches.ipynb #44fd0f37
-def window_envelope(times, start: float, stop: float, taper: float):
+def window_envelope(times, # sample times (s)
+                    start: float, # start of the flat top (s)
+                    stop: float, # end of the flat top (s)
+                    taper: float, # length of each raised-cosine edge (s)
+                   ):
     "1 between `start` and `stop`, raised-cosine tapers of `taper` s on both sides, 0 outside."
     rise = np.clip((times - (start - taper)) / max(taper, 1e-9), 0, 1)
     fall = np.clip(((stop + taper) - times) / max(taper, 1e-9), 0, 1)
@@ -92,19 +123,31 @@ def window_envelope(times, start: float, stop: float, taper: float):
 LASER_WAVELENGTH: float = 1064e-9
 "Wavelength (m) of the LIGO main laser."
 
-def blip_pulse(times, t0: float, rise: float, decay: float) -> np.ndarray:
+def blip_pulse(times, # sample times (s)
+               t0: float, # time of the peak (s)
+               rise: float, # time constant of the exponential rise (s)
+               decay: float, # time constant of the exponential decay (s)
+              ) -> np.ndarray:
     "A unipolar pulse at `t0` s with exponential rise (time constant `rise` s) and decay (`decay` s)."
     dt = np.asarray(times, dtype=float) - t0
     return np.exp(-np.abs(dt) / np.where(dt < 0, rise, decay))
 
 # %% ../nbs/05b_glitches.ipynb #cb5d5ace
-def fringe_phase(times, f_max: float, motion_frequency: float, phase: float = 0.0) -> np.ndarray:
+def fringe_phase(times, # sample times (s)
+                 f_max: float, # largest fringe frequency (Hz), when the surface moves fastest
+                 motion_frequency: float, # frequency of the surface's sinusoidal motion (Hz)
+                 phase: float = 0.0, # phase of the motion (rad)
+                ) -> np.ndarray:
     "Phase 4 pi x(t) / lambda of light scattered off a surface moving as A sin(2 pi f_m t + phase), A set so that 2 max|v| / lambda = `f_max`."
     amplitude = f_max * LASER_WAVELENGTH / (4 * np.pi * motion_frequency)
     return 4 * np.pi * amplitude / LASER_WAVELENGTH * np.sin(2 * np.pi * motion_frequency * np.asarray(times, dtype=float) + phase)
 
 # %% ../nbs/05b_glitches.ipynb #43b78156
-def beat_note_frequency(times, sweep_rate: float, fold: float, t_zero: float) -> np.ndarray:
+def beat_note_frequency(times, # sample times (s)
+                        sweep_rate: float, # rate at which the oscillator sweeps (Hz/s)
+                        fold: float, # frequency (Hz) where the beat folds back (aliasing)
+                        t_zero: float, # time (s) at which the oscillator crosses the reference (zero beat)
+                       ) -> np.ndarray:
     "Beat frequency (Hz) of an oscillator sweeping at `sweep_rate` Hz/s through a reference at `t_zero`, folded at `fold` Hz."
     x = sweep_rate * (np.asarray(times, dtype=float) - t_zero)
     return np.abs((x + fold) % (2 * fold) - fold)
@@ -113,7 +156,8 @@ def beat_note_frequency(times, sweep_rate: float, fold: float, t_zero: float) ->
 GENERATORS: dict = {}
 "Glitch generators by family name: `fn(rng, noise) -> (waveform, params)`."
 
-def generator(name: str):
+def generator(name: str, # family name: a Gravity Spy class or a scenario family
+             ):
     "Register a glitch generator under `name`."
     def register(fn):
         GENERATORS[name] = fn
@@ -138,7 +182,9 @@ def _sg_batch(noise, times, freqs, qs, weights, rng):
 
 # %% ../nbs/05b_glitches.ipynb #13af2021
 @generator("Blip")
-def blip(rng, noise):
+def blip(rng, # the glitch's random stream (numpy Generator)
+         noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+        ):
     "A unipolar pulse of a few ms (rise and decay 0.3-2 ms): a thin teardrop, brightest at tens to ~300 Hz, reaching ~1 kHz."
     rise, decay = _logu(rng, 0.3e-3, 2e-3), _logu(rng, 0.3e-3, 2e-3)
     h = rng.choice([-1.0, 1.0]) * noise.unit(blip_pulse(noise.times, 0.0, rise, decay))
@@ -153,14 +199,18 @@ def _pulses(rng, noise, times, weights, tau=(0.3e-3, 2e-3)) -> np.ndarray:
 
 # %% ../nbs/05b_glitches.ipynb #69d299ac
 @generator("Blip_Low_Frequency")
-def blip_low_frequency(rng, noise):
+def blip_low_frequency(rng, # the glitch's random stream (numpy Generator)
+                       noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                      ):
     "A blip confined below ~150 Hz (O3 class): a slower pulse (rise and decay 3-10 ms), loudest tile at ~60-110 Hz."
     rise, decay = _logu(rng, 3e-3, 10e-3), _logu(rng, 3e-3, 10e-3)
     return rng.choice([-1.0, 1.0]) * noise.unit(blip_pulse(noise.times, 0.0, rise, decay)), dict(rise=rise, decay=decay)
 
 # %% ../nbs/05b_glitches.ipynb #a5d6d3fb
 @generator("Koi_Fish")
-def koi_fish(rng, noise):
+def koi_fish(rng, # the glitch's random stream (numpy Generator)
+             noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+            ):
     "A loud blip (a pulse of 0.5-3 ms, the head) with a low-frequency lobe at 20-50 Hz (the fins)."
     h = _pulses(rng, noise, [0.0], [1.0], tau=(0.5e-3, 3e-3))
     h += _sg(noise, rng.normal(0, 0.004), rng.uniform(20, 50), rng.uniform(1.5, 3.5), rng.uniform(0.4, 0.9), rng)
@@ -168,7 +218,9 @@ def koi_fish(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #37e9f0e0
 @generator("Tomte")
-def tomte(rng, noise):
+def tomte(rng, # the glitch's random stream (numpy Generator)
+          noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+         ):
     "A short low-frequency triangle: sine-Gaussian at ~20-50 Hz with a weaker, higher and shorter companion."
     f0, q = _logu(rng, 20, 50), rng.uniform(1.5, 4.0)
     h = _sg(noise, 0.0, f0, q, 1.0, rng)
@@ -177,7 +229,9 @@ def tomte(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #f6847b5b
 @generator("Repeating_Blips")
-def repeating_blips(rng, noise):
+def repeating_blips(rng, # the glitch's random stream (numpy Generator)
+                    noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                   ):
     "2-6 similar blips at a regular spacing of 0.25-2 s (small jitter); the scan is centred on one of them."
     count = int(rng.choice([2, 3, 4, 5, 6], p=[.3, .3, .2, .12, .08]))
     spacing = rng.uniform(0.25, min(2.0, 3.4 / (count - 1)))
@@ -189,7 +243,9 @@ def repeating_blips(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #96fd68a1
 @generator("Extremely_Loud")
-def extremely_loud(rng, noise):
+def extremely_loud(rng, # the glitch's random stream (numpy Generator)
+                   noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                  ):
     "A very loud broadband transient: a low-Q core at 30-300 Hz, a low-frequency lobe and a sharp pulse reaching high frequency."
     f0 = _logu(rng, 30, 300)
     h = _sg(noise, 0.0, f0, rng.uniform(0.8, 2.0), 1.0, rng)
@@ -198,7 +254,13 @@ def extremely_loud(rng, noise):
     return h, dict(frequency=f0)
 
 # %% ../nbs/05b_glitches.ipynb #cc47d9c5
-def line_burst(rng, noise, frequency: float, sigma: float, harmonics=(), wander: float = 0.002):
+def line_burst(rng, # the glitch's random stream (numpy Generator)
+               noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+               frequency: float, # frequency of the tone (Hz)
+               sigma: float, # width of the Gaussian envelope (s)
+               harmonics=(), # (k, weight) pairs: harmonic k at `weight` times the SNR of the fundamental
+               wander: float = 0.002, # typical fractional drift of the frequency over the segment
+              ):
     "A narrow-band tone at `frequency` (slight wander) under a Gaussian envelope of width `sigma`, plus weighted harmonics."
     t = noise.times
     drift = 1 + wander * np.cumsum(rng.normal(0, 1, noise.n)) / np.sqrt(noise.n)
@@ -210,7 +272,9 @@ def line_burst(rng, noise, frequency: float, sigma: float, harmonics=(), wander:
 
 # %% ../nbs/05b_glitches.ipynb #d3b5f50b
 @generator("Power_Line")
-def power_line(rng, noise):
+def power_line(rng, # the glitch's random stream (numpy Generator)
+               noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+              ):
     "A short 60 Hz burst (mains coupling) with random 120 and 180 Hz harmonics."
     sigma = _logu(rng, 0.04, 0.3)
     h = line_burst(rng, noise, 60.0 + rng.normal(0, 0.05), sigma, [(2, rng.uniform(0, 0.6)), (3, rng.uniform(0, 0.4))])
@@ -218,7 +282,9 @@ def power_line(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #b76584b5
 @generator("Violin_Mode")
-def violin_mode(rng, noise):
+def violin_mode(rng, # the glitch's random stream (numpy Generator)
+                noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+               ):
     "Ringing of a suspension fibre near 500 Hz (fast rise, exponential decay, two close modes, weak harmonics); 40 % of the time set off by a low-frequency transient at 20-40 Hz."
     t = noise.times
     f0, tau = rng.uniform(495, 520), _logu(rng, 0.15, 1.2)
@@ -235,7 +301,9 @@ def violin_mode(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #59eaa6f7
 @generator("1080Lines")
-def lines_1080(rng, noise):
+def lines_1080(rng, # the glitch's random stream (numpy Generator)
+               noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+              ):
     "One to four short narrow segments of a line near 1080 Hz (H1)."
     t = noise.times
     f0, count = rng.uniform(1070, 1090), int(rng.integers(1, 5))
@@ -248,7 +316,9 @@ def lines_1080(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #097c91ba
 @generator("1400Ripples")
-def ripples_1400(rng, noise):
+def ripples_1400(rng, # the glitch's random stream (numpy Generator)
+                 noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                ):
     "One to five short high-Q ripples at 1.38-1.50 kHz (L1)."
     f0, count = rng.uniform(1380, 1500), int(rng.integers(1, 6))
     times = np.sort(rng.uniform(-0.6, 0.6, count)); times[np.argmin(np.abs(times))] = 0.0
@@ -257,7 +327,9 @@ def ripples_1400(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #7e107c17
 @generator("Air_Compressor")
-def air_compressor(rng, noise):
+def air_compressor(rng, # the glitch's random stream (numpy Generator)
+                   noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                  ):
     "A mechanical line at 42-58 Hz switching on and lasting 0.6-3 s, sometimes with its harmonic."
     t = noise.times
     f0, length = rng.uniform(42, 58), rng.uniform(0.6, 3.0)
@@ -270,7 +342,9 @@ def air_compressor(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #77326880
 @generator("Low_Frequency_Lines")
-def low_frequency_lines(rng, noise):
+def low_frequency_lines(rng, # the glitch's random stream (numpy Generator)
+                        noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                       ):
     "One to three steady lines at 10-16 Hz crossing the whole 4 s view."
     t = noise.times
     count = int(rng.integers(1, 4))
@@ -282,7 +356,9 @@ def low_frequency_lines(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #f4f07903
 @generator("Wandering_Line")
-def wandering_line(rng, noise):
+def wandering_line(rng, # the glitch's random stream (numpy Generator)
+                   noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                  ):
     "A narrow line at 250 Hz-1.2 kHz whose frequency drifts erratically by 5-20 % across the window."
     t = noise.times
     f0 = _logu(rng, 250, 1200)
@@ -295,7 +371,9 @@ def wandering_line(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #a1683ad8
 @generator("Whistle")
-def whistle(rng, noise):
+def whistle(rng, # the glitch's random stream (numpy Generator)
+            noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+           ):
     "A radio-frequency beat note in the readout: an oscillator swept through a reference, folded by aliasing: V and W tracks from near 0 Hz to past 1 kHz, at 250-1250 Hz at the trigger, 0.3-1.6 s between V bottoms."
     fold = min(_logu(rng, 1500, 3000), 0.45 * noise.sample_rate)
     spacing = rng.uniform(0.3, 1.6)                              # time between two zeros of the beat
@@ -309,7 +387,14 @@ def whistle(rng, noise):
     return noise.unit(h), dict(frequency=f_now, spacing=spacing, length=stop - start)
 
 # %% ../nbs/05b_glitches.ipynb #ec85f6a1
-def scattering_arches(rng, noise, f_max: float, motion_frequency: float, bounces: int, half_length: float, top: float = 0.0):
+def scattering_arches(rng, # the glitch's random stream (numpy Generator)
+                      noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                      f_max: float, # highest fringe frequency of the fundamental arch (Hz)
+                      motion_frequency: float, # frequency of the scattering surface's motion (Hz)
+                      bounces: int, # round trips: harmonics 1..bounces, each weaker
+                      half_length: float, # half the length of the pattern (s)
+                      top: float = 0.0, # time (s from the segment centre) of one arch top
+                     ):
     "Light scattered off a moving surface, `bounces` round trips: arches of fringe frequency n f_max |cos|, one arch top at `top` s."
     t = noise.times
     phase = -2 * np.pi * motion_frequency * top                 # x(t) crosses zero at `top`: |v| is largest there
@@ -322,7 +407,9 @@ def scattering_arches(rng, noise, f_max: float, motion_frequency: float, bounces
 
 # %% ../nbs/05b_glitches.ipynb #5d218cdf
 @generator("Scattered_Light")
-def scattered_light(rng, noise):
+def scattered_light(rng, # the glitch's random stream (numpy Generator)
+                    noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                   ):
     "Light scattered off a surface moving with the microseism (0.1-0.3 Hz): arches lasting seconds, fundamental at 15-45 Hz, 1-4 bounces, across the whole segment."
     f_max, f_m = _logu(rng, 15, 45), rng.uniform(0.1, 0.3)
     bounces = int(rng.integers(1, 5))
@@ -332,7 +419,9 @@ def scattered_light(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #aab2b4ba
 @generator("Fast_Scattering")
-def fast_scattering(rng, noise):
+def fast_scattering(rng, # the glitch's random stream (numpy Generator)
+                    noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                   ):
     "Short arches repeating every 0.2-0.5 s (a surface moving at 1-2.5 Hz), fundamental at 30-90 Hz, 1-2 bounces (O3 class)."
     f_max, arch = _logu(rng, 30, 90), rng.uniform(0.2, 0.5)
     bounces = int(rng.integers(1, 3))
@@ -341,7 +430,9 @@ def fast_scattering(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #aa238ac9
 @generator("Low_Frequency_Burst")
-def low_frequency_burst(rng, noise):
+def low_frequency_burst(rng, # the glitch's random stream (numpy Generator)
+                        noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                       ):
     "The low-frequency noise wall rising for 1-3 s: noise shaped like the detector's own spectrum below 15-30 Hz, under a Gaussian envelope."
     f_hi, sigma = rng.uniform(15, 30), rng.uniform(0.25, 0.7)
     white = np.fft.rfft(band_limited_noise(rng, noise.n, 7.0, f_hi, noise.sample_rate))
@@ -350,7 +441,9 @@ def low_frequency_burst(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #34391a5e
 @generator("Light_Modulation")
-def light_modulation(rng, noise):
+def light_modulation(rng, # the glitch's random stream (numpy Generator)
+                     noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                    ):
     "Loud broadband low-frequency excess (dozens of low-Q bursts at 12-60 Hz over 0.5-1.5 s) pierced by 1-3 thin pulses reaching ~1 kHz (H1)."
     length, count = rng.uniform(0.5, 1.5), int(rng.integers(20, 60))
     times = rng.normal(0, length / 4, count)
@@ -361,7 +454,9 @@ def light_modulation(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #7ad9678b
 @generator("Paired_Doves")
-def paired_doves(rng, noise):
+def paired_doves(rng, # the glitch's random stream (numpy Generator)
+                 noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                ):
     "Pairs of up-and-down sweeps between 18-26 Hz and 30-45 Hz, each pair 0.1-0.3 s long, repeating every 0.4-1.2 s (H1)."
     t = noise.times
     pairs, spacing = int(rng.integers(2, 5)), rng.uniform(0.4, 1.2)
@@ -378,7 +473,9 @@ def paired_doves(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #d1aaccd8
 @generator("Helix")
-def helix(rng, noise):
+def helix(rng, # the glitch's random stream (numpy Generator)
+          noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+         ):
     "A short coiled feature at 100-300 Hz: a tone swept up and down quickly (15-40 Hz modulation) for ~0.1-0.3 s (L1)."
     t = noise.times
     f0, depth, rate, sigma = rng.uniform(120, 250), rng.uniform(0.3, 0.6), rng.uniform(15, 40), rng.uniform(0.03, 0.1)
@@ -387,7 +484,9 @@ def helix(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #2ad570ea
 @generator("Scratchy")
-def scratchy(rng, noise):
+def scratchy(rng, # the glitch's random stream (numpy Generator)
+             noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+            ):
     "A jagged texture at 50-300 Hz lasting 0.8-2.5 s: many small bursts of low to high Q (2-40) at random times and frequencies."
     count, length = int(rng.integers(20, 60)), rng.uniform(0.8, 2.5)
     times = rng.uniform(-length / 2, length / 2, count); times[0] = 0.0
@@ -397,7 +496,9 @@ def scratchy(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #1b12cf0e
 @generator("Chirp")
-def chirp(rng, noise):
+def chirp(rng, # the glitch's random stream (numpy Generator)
+          noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+         ):
     "A compact-binary inspiral (hardware injection): IMRPhenomD, chirp mass 10-35 Msun, from 25-35 Hz, ending at merger."
     mc, q = _logu(rng, 10, 35), rng.uniform(1, 4)
     h = compact_binary_chirp(mc, q, noise.n, noise.sample_rate, f_low=rng.uniform(25, 35),
@@ -406,13 +507,17 @@ def chirp(rng, noise):
 
 # %% ../nbs/05b_glitches.ipynb #4cb5f57d
 @generator("No_Glitch")
-def no_glitch(rng, noise):
+def no_glitch(rng, # the glitch's random stream (numpy Generator)
+              noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+             ):
     "Noise alone: no waveform."
     return np.zeros(noise.n), {}
 
 # %% ../nbs/05b_glitches.ipynb #27802818
 @generator("None_of_the_Above")
-def none_of_the_above(rng, noise):
+def none_of_the_above(rng, # the glitch's random stream (numpy Generator)
+                      noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                     ):
     "The catch-all: two or three random pieces anywhere in the plane (sine-Gaussians of any Q, short tones, noise bursts)."
     t = noise.times
     h = np.zeros(noise.n)

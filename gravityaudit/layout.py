@@ -16,7 +16,8 @@ __all__ = ['atomic_write', 'scan_to_image', 'image_to_scan', 'view_path', 'as_vi
 
 # %% ../nbs/01_layout.ipynb #8f5b7712
 @contextlib.contextmanager
-def atomic_write(path):
+def atomic_write(path, # file to write; missing parent folders are created
+                ):
     "Yield a temporary path beside `path`; rename it onto `path` if the block succeeds, delete it if not."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,20 +33,28 @@ def atomic_write(path):
         if tmp.exists(): tmp.unlink()
 
 # %% ../nbs/01_layout.ipynb #72ec5c46
-def scan_to_image(scan):
+def scan_to_image(scan, # omega scan(s), numpy or torch, frequency on the second-to-last axis, row 0 = lowest frequency
+                 ):
     "Flip an omega scan (row 0 = lowest frequency) into Gravity Spy image orientation (row 0 = highest)."
     return scan.flip(-2) if hasattr(scan, "flip") and not isinstance(scan, np.ndarray) else np.ascontiguousarray(np.flip(scan, -2))
 
-def image_to_scan(image):
+def image_to_scan(image, # Gravity Spy image(s), numpy or torch, frequency on the second-to-last axis, row 0 = highest frequency
+                 ):
     "Flip a Gravity Spy image (row 0 = highest frequency) into scan orientation (row 0 = lowest)."
     return scan_to_image(image)
 
 # %% ../nbs/01_layout.ipynb #40c22c88
-def view_path(label: str, sample_type: str, gravityspy_id: str, view: str) -> str:
+def view_path(label: str, # glitch class
+              sample_type: str, # split: 'train', 'validation' or 'test'
+              gravityspy_id: str, # the glitch's identifier
+              view: str, # dataset name of the view, e.g. '0.5.png'
+             ) -> str:
     "HDF5 path of one view, e.g. `'Blip/train/abc123/0.5.png'`."
     return f"{label}/{sample_type}/{gravityspy_id}/{view}"
 
-def as_view(array, where: str = "") -> np.ndarray:
+def as_view(array, # the stored view
+            where: str = "", # what the view is, for error messages
+           ) -> np.ndarray:
     "A stored view as a float32 (140, 170) array; accepts (1,140,170), (140,170) and (140,170,1), rejects the rest."
     a = np.asarray(array)
     if a.shape == (1, *IMAGE_SHAPE): a = a[0]
@@ -60,10 +69,13 @@ def as_view(array, where: str = "") -> np.ndarray:
 @dataclass(frozen=True)
 class PackedViews:
     "The 4 views of one glitch as byte-shuffled, deflated little-endian float32: the shuffle+gzip chunks of their HDF5 datasets."
-    chunks: tuple
-    level: int = 1
+    chunks: tuple  # one compressed chunk (bytes) per view, in `VIEW_NAMES` order
+    level: int = 1 # zlib level they were compressed at (1 fastest to 9 smallest)
 
-def pack_views(views, where: str = "", level: int = 1) -> PackedViews:
+def pack_views(views, # (4, 140, 170) views of one glitch, image orientation (row 0 = highest frequency)
+               where: str = "", # name of the glitch, for error messages
+               level: int = 1, # zlib compression level (1 fastest to 9 smallest)
+              ) -> PackedViews:
     "Check the (4, 140, 170) image-oriented `views` of one glitch and compress each for `GlitchWriter.add`."
     views = np.asarray(views, dtype=np.float32)
     if views.shape != (len(VIEW_NAMES), *IMAGE_SHAPE): raise ValueError(f"{where or 'views'}: views have shape {views.shape}; expected (4, 140, 170)")
@@ -76,7 +88,11 @@ def pack_views(views, where: str = "", level: int = 1) -> PackedViews:
 # %% ../nbs/01_layout.ipynb #e02128b1
 class GlitchWriter:
     "Write glitches into a new Gravity Spy-layout HDF5 file at `path`, renamed into place on a clean exit."
-    def __init__(self, path, attrs: dict | None = None, compression: str | None = "gzip", compression_opts=1):
+    def __init__(self, path, # HDF5 file to create (written beside it, renamed into place on success)
+                       attrs: dict | None = None, # attributes stored on the file's root
+                       compression: str | None = "gzip", # h5py filter for each view: 'gzip' or None
+                       compression_opts=1, # gzip level, 0-9 (ignored without gzip)
+                ):
         self.path, self.attrs = Path(path), dict(attrs or {})
         self.compression, self.compression_opts = compression, (compression_opts if compression == "gzip" else None)
         self.count = 0
@@ -89,7 +105,11 @@ class GlitchWriter:
         for k, v in self.attrs.items(): self.file.attrs[k] = v
         return self
 
-    def add(self, gravityspy_id: str, label: str, sample_type: str, views) -> None:
+    def add(self, gravityspy_id: str, # the glitch's identifier
+                  label: str, # its class
+                  sample_type: str, # split: 'train', 'validation' or 'test'
+                  views, # (4, 140, 170) image-oriented views, or their `PackedViews`
+           ) -> None:
         "Store the (4, 140, 170) image-oriented `views` (or their `PackedViews`) of one glitch under `label/sample_type/gravityspy_id`."
         check_class(label)
         if sample_type not in SAMPLE_TYPES: raise ValueError(f"{gravityspy_id}: unknown sample_type {sample_type!r}; expected one of {SAMPLE_TYPES}")
@@ -117,7 +137,8 @@ class GlitchWriter:
         return self._atomic.__exit__(*exc)
 
 # %% ../nbs/01_layout.ipynb #afbf8545
-def iter_glitch_paths(h5):
+def iter_glitch_paths(h5, # an open h5py File in the Gravity Spy layout
+                     ):
     "Yield `(label, sample_type, gravityspy_id)` for every glitch group in an open HDF5 file."
     for label, by_split in h5.items():
         for sample_type, by_id in by_split.items():

@@ -28,8 +28,12 @@ def _match_channels(x: torch.Tensor, in_chans: int) -> torch.Tensor:
 # %% ../nbs/07_models.ipynb #6e63d1a8
 class TimmEncoder(nn.Module):
     "Any timm backbone as a feature encoder: forward_features(x (B,C,H,W)) -> (B, feature_dim); never downloads."
-    def __init__(self, name: str = "resnet18", in_chans: int = 1, pretrained_file: str | Path | None = None,
-                 image_size=None, resize: int | None = None, **timm_kwargs):
+    def __init__(self, name: str = "resnet18", # a timm model name (see `timm.list_models()`)
+                 in_chans: int = 1, # input channels: 1 for gray scans (3 replicates gray, e.g. for ImageNet weights)
+                 pretrained_file: str | Path | None = None, # a local weights file (never downloaded); None: random initialisation
+                 image_size=None, # the input size (H, W) a ViT is built for; None: 140 x 170, padded to the patch size
+                 resize: int | None = None, # resize every batch to this size (int or (H, W)) before the backbone; None: as given
+                 **timm_kwargs): # other `timm.create_model` keywords, e.g. `drop_path_rate`
         super().__init__()
         import timm
         if timm_kwargs.pop("pretrained", False):
@@ -63,7 +67,9 @@ def _conv_block(c_in: int, c_out: int, stride: int = 1, kernel: int = 3) -> nn.S
 
 class SmallCNN(nn.Module):
     "A tiny CNN encoder for CPU demos: four conv blocks (first strided), max pooling, global average pooling."
-    def __init__(self, in_chans: int = 1, widths: tuple[int, ...] = (16, 32, 64, 128)):
+    def __init__(self, in_chans: int = 1, # input channels (a gray batch is replicated to match)
+                 widths: tuple[int, ...] = (16, 32, 64, 128), # output channels of each conv block; the last is the feature size D
+                ):
         super().__init__()
         layers, c = [], in_chans
         for i, w in enumerate(widths):
@@ -81,7 +87,11 @@ class SmallCNN(nn.Module):
 # %% ../nbs/07_models.ipynb #c15d9401
 class FrequencyBandCNN(nn.Module):
     "Small CNN: one view (C, H, W) -> features pooled over time (mean and max) but kept in `freq_bands` frequency bands."
-    def __init__(self, in_chans: int = 1, width: int = 16, freq_bands: int = 4, patch: int = 4):
+    def __init__(self, in_chans: int = 1, # input channels (a gray batch is replicated to match)
+                 width: int = 16, # base channel count c: the three conv stages have c, 2c and 4c channels
+                 freq_bands: int = 4, # frequency bands kept when pooling over time
+                 patch: int = 4, # kernel size and stride of the first (patchifying) convolution
+                ):
         super().__init__()
         self.in_chans, self.freq_bands = in_chans, freq_bands
         self.body = nn.Sequential(nn.Conv2d(in_chans, width, patch, stride=patch), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
@@ -101,10 +111,12 @@ BUILTIN_ENCODERS = {"small_cnn": SmallCNN, "ssl_cnn": FrequencyBandCNN}
 "Encoders defined here; every other encoder name (or any name written `timm:NAME`) is looked up in timm."
 
 def create_encoder(name: str = "resnet18", # `small_cnn`, `ssl_cnn`, or a timm model: `resnet18` or `timm:resnet18`
-                   in_chans: int = 1, pretrained_file=None, # a local weights file (never downloaded)
+                   in_chans: int = 1, # input channels: 1 for gray scans, 3 for ImageNet-style weights
+                   pretrained_file=None, # a local weights file (never downloaded)
                    image_size=None, # the input size (H, W) a ViT is built for; None: 140 x 170, padded
                    frozen: bool = False, # evaluation mode and no gradients (warns when there is no weights file)
-                   **kwargs) -> nn.Module:
+                   **kwargs, # other keywords of the encoder, e.g. `widths` of `small_cnn` or timm's `drop_path_rate`
+                  ) -> nn.Module:
     "An encoder by name: a built-in one (`small_cnn`, `ssl_cnn`) or any timm model; exposes forward_features and feature_dim."
     if name in BUILTIN_ENCODERS:
         encoder = BUILTIN_ENCODERS[name](in_chans=in_chans, **kwargs)
@@ -117,7 +129,9 @@ def create_encoder(name: str = "resnet18", # `small_cnn`, `ssl_cnn`, or a timm m
         warnings.warn(f"{name}: no weights file given, the frozen encoder is randomly initialised (pretrained=False)")
     return encoder.eval().requires_grad_(False)
 
-def load_encoder_weights(encoder: nn.Module, path) -> nn.Module:
+def load_encoder_weights(encoder: nn.Module, # the encoder to load the weights into
+                         path, # a local state-dict file (`torch.save(encoder.state_dict(), path)`)
+                        ) -> nn.Module:
     "Load a local state dict (tensors only, never pickled code) into `encoder`."
     if not Path(path).is_file(): raise FileNotFoundError(f"weights file {path} not found")
     encoder.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -126,14 +140,18 @@ def load_encoder_weights(encoder: nn.Module, path) -> nn.Module:
 # %% ../nbs/07_models.ipynb #f649e8e6
 class ConcatFusion(nn.Module):
     "Concatenate the V view vectors: (B, V, D) -> (B, V*D)."
-    def __init__(self, feature_dim: int, num_views: int):
+    def __init__(self, feature_dim: int, # size D of each view's feature vector
+                 num_views: int, # number of views V
+                ):
         super().__init__()
         self.output_dim = feature_dim * num_views
     def forward(self, views: torch.Tensor): return views.flatten(1), None
 
 class MeanFusion(nn.Module):
     "Average the V view vectors: (B, V, D) -> (B, D)."
-    def __init__(self, feature_dim: int, num_views: int):
+    def __init__(self, feature_dim: int, # size D of each view's feature vector
+                 num_views: int, # number of views V
+                ):
         super().__init__()
         self.output_dim = feature_dim
     def forward(self, views: torch.Tensor): return views.mean(1), None
@@ -144,7 +162,10 @@ def _heads_for(dim: int, wanted: int) -> int:
 
 class AttentionFusion(nn.Module):
     "Cross-attention of a learned query over the V view tokens: (B, V, D) -> (B, D) and weights (B, V)."
-    def __init__(self, feature_dim: int, num_views: int, num_heads: int = 4):
+    def __init__(self, feature_dim: int, # size D of each view's feature vector (the attention width)
+                 num_views: int, # number of views V (one learned view embedding each)
+                 num_heads: int = 4, # attention heads wanted; lowered to the largest count dividing D
+                ):
         super().__init__()
         self.query = nn.Parameter(torch.randn(1, 1, feature_dim) * 0.02)
         self.view_embedding = nn.Parameter(torch.randn(1, num_views, feature_dim) * 0.02)
@@ -164,9 +185,15 @@ FUSIONS = {"concat": ConcatFusion, "mean": MeanFusion, "attention": AttentionFus
 # %% ../nbs/07_models.ipynb #4a5863d3
 class GlitchNet(nn.Module):
     "Shared encoder over V views, fused (`concat`/`mean`/`attention`) or single-view (`fusion=None`), then a linear head."
-    def __init__(self, encoder: nn.Module, fusion: str | None = "attention", num_classes: int = len(CLASSES_V1),
-                 durations=DURATIONS, view: float | None = None, drop_rate: float = 0.0, num_heads: int = 4,
-                 head_hidden: int | None = None):
+    def __init__(self, encoder: nn.Module, # shared encoder: forward_features (B, C, H, W) -> (B, D), and feature_dim D
+                 fusion: str | None = "attention", # `concat`, `mean`, `attention`, or None for a single-view model
+                 num_classes: int = len(CLASSES_V1), # number of output classes K
+                 durations=DURATIONS, # view durations (s) of a multi-view input, in input order
+                 view: float | None = None, # a single-view model's duration (s); None: the only one of `durations`, else 1 s
+                 drop_rate: float = 0.0, # dropout probability before the head (and in its hidden layer)
+                 num_heads: int = 4, # attention heads of `attention` fusion
+                 head_hidden: int | None = None, # width of a hidden GELU layer in the head; None: a linear head
+                ):
         super().__init__()
         if fusion is not None and fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; expected one of {sorted(FUSIONS)} or None (single view)")
@@ -218,7 +245,8 @@ class GlitchNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 # %% ../nbs/07_models.ipynb #90076b7b
-def tile_views(x: torch.Tensor) -> torch.Tensor:
+def tile_views(x: torch.Tensor, # four-view batch (B, 4, C, H, W), views of 0.5, 1, 2 and 4 s
+              ) -> torch.Tensor:
     "Tile four views (B, 4, C, H, W) into one merged image (B, C, 2H, 2W): [[0.5 s, 1 s], [2 s, 4 s]]."
     if x.ndim != 5 or x.shape[1] != 4: raise ValueError(f"merged view needs a batch (B, 4, C, H, W); got {tuple(x.shape)}")
     top, bottom = torch.cat([x[:, 0], x[:, 1]], -1), torch.cat([x[:, 2], x[:, 3]], -1)
@@ -226,8 +254,13 @@ def tile_views(x: torch.Tensor) -> torch.Tensor:
 
 class MergedViewCNN(nn.Module):
     "The Bahaadini et al. 2018 merged-view CNN: views tiled 2x2, four small conv layers, dense features, linear head."
-    def __init__(self, num_classes: int = len(CLASSES_V1), in_chans: int = 1, drop_rate: float = 0.0,
-                 widths: tuple[int, ...] = (16, 32, 64, 64), hidden: int = 256, downsample: int = 2):
+    def __init__(self, num_classes: int = len(CLASSES_V1), # number of output classes K
+                 in_chans: int = 1, # input channels (a gray batch is replicated to match)
+                 drop_rate: float = 0.0, # dropout probability before the linear head
+                 widths: tuple[int, ...] = (16, 32, 64, 64), # channels of the 5x5 conv layers, each followed by 2x2 max pooling
+                 hidden: int = 256, # size of the dense feature layer
+                 downsample: int = 2, # average-pooling factor applied to the merged (2H, 2W) image first; 1: none
+                ):
         super().__init__()
         layers, c = [nn.AvgPool2d(downsample)] if downsample > 1 else [], in_chans
         for w in widths: layers += [nn.Conv2d(c, w, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(2)]; c = w
@@ -250,26 +283,39 @@ class MergedViewCNN(nn.Module):
 MODEL_REGISTRY: dict = {}
 "Registered architecture name -> function building it."
 
-def register_model(fn=None, *, name: str | None = None):
+def register_model(fn=None, # the model-building function; None when used as `@register_model(name=...)`
+                   *, name: str | None = None, # registry name; None: the function's own name
+                  ):
     "Decorator registering a model-building function under its own name (or `name`)."
     def add(f):
         MODEL_REGISTRY[name or f.__name__] = f
         return f
     return add(fn) if fn is not None else add
 
-def list_models(pattern: str = "*") -> list[str]:
+def list_models(pattern: str = "*", # shell-style pattern, e.g. `resnet18_*`
+               ) -> list[str]:
     "Registered architecture names matching a shell-style `pattern`, sorted."
     return sorted(n for n in MODEL_REGISTRY if fnmatch.fnmatch(n, pattern))
 
-def is_model(name: str) -> bool:
+def is_model(name: str, # an architecture name
+            ) -> bool:
     "Whether `name` is a registered architecture."
     return name in MODEL_REGISTRY
 
 # %% ../nbs/07_models.ipynb #13d41155
-def build_glitchnet(encoder: str = "resnet18", fusion: str | None = "attention", num_classes: int = len(CLASSES_V1),
-                    in_chans: int = 1, durations=DURATIONS, view: float | None = None, pretrained_file=None,
-                    image_size=None, drop_rate: float = 0.0, num_heads: int = 4, head_hidden: int | None = None,
-                    **encoder_kwargs) -> GlitchNet:
+def build_glitchnet(encoder: str = "resnet18", # encoder name: `small_cnn`, `ssl_cnn` or a timm model (`create_encoder`)
+                    fusion: str | None = "attention", # `concat`, `mean`, `attention`, or None for a single-view model
+                    num_classes: int = len(CLASSES_V1), # number of output classes K
+                    in_chans: int = 1, # input channels of the encoder
+                    durations=DURATIONS, # view durations (s) of a multi-view input, in input order
+                    view: float | None = None, # a single-view model's duration (s); None: see `GlitchNet`
+                    pretrained_file=None, # a local encoder weights file (never downloaded); None: random initialisation
+                    image_size=None, # the input size (H, W) a ViT is built for; None: 140 x 170, padded
+                    drop_rate: float = 0.0, # dropout probability before the head
+                    num_heads: int = 4, # attention heads of `attention` fusion
+                    head_hidden: int | None = None, # width of a hidden layer in the head; None: a linear head
+                    **encoder_kwargs, # other encoder keywords, e.g. timm's `drop_path_rate`
+                   ) -> GlitchNet:
     "A GlitchNet from an encoder name and a fusion name; other keywords go to the encoder (e.g. timm's `drop_path_rate`)."
     enc = create_encoder(encoder, in_chans=in_chans, pretrained_file=pretrained_file, image_size=image_size, **encoder_kwargs)
     return GlitchNet(enc, fusion, num_classes=num_classes, durations=durations, view=view, drop_rate=drop_rate,
@@ -297,7 +343,11 @@ for _name, _enc, _fusion, _defaults in [
     register_model(_named(_enc, _fusion, **_defaults), name=_name)
 
 @register_model
-def merged_cnn(num_classes: int = len(CLASSES_V1), in_chans: int = 1, drop_rate: float = 0.0, **kwargs) -> MergedViewCNN:
+def merged_cnn(num_classes: int = len(CLASSES_V1), # number of output classes K
+               in_chans: int = 1, # input channels
+               drop_rate: float = 0.0, # dropout probability before the linear head
+               **kwargs, # other `MergedViewCNN` keywords (`widths`, `hidden`, `downsample`); `image_size`, `pretrained_file` ignored
+              ) -> MergedViewCNN:
     "The Bahaadini et al. 2018 merged-view CNN (4 views tiled 2x2)."
     kwargs.pop("image_size", None); kwargs.pop("pretrained_file", None)
     durations = tuple(float(d) for d in kwargs.pop("durations", DURATIONS))
@@ -308,9 +358,16 @@ def merged_cnn(num_classes: int = len(CLASSES_V1), in_chans: int = 1, drop_rate:
     return MergedViewCNN(num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate, **kwargs)
 
 # %% ../nbs/07_models.ipynb #f556390a
-def create_model(name_or_encoder: str = "resnet18", fusion: str | None = "auto", num_classes: int = len(CLASSES_V1),
-                 in_chans: int = 1, durations=DURATIONS, pretrained_file: str | Path | None = None, image_size=None,
-                 drop_rate: float = 0.0, **kwargs) -> nn.Module:
+def create_model(name_or_encoder: str = "resnet18", # a registered architecture (`list_models()`) or an encoder name
+                 fusion: str | None = "auto", # `concat`, `mean`, `attention` or None; `auto`: the architecture's own (else attention)
+                 num_classes: int = len(CLASSES_V1), # number of output classes K
+                 in_chans: int = 1, # input channels: 1 for gray scans, 3 for ImageNet-style weights
+                 durations=DURATIONS, # view durations (s) of the input, in input order
+                 pretrained_file: str | Path | None = None, # a local encoder weights file (never downloaded)
+                 image_size=None, # the input size (H, W) a ViT is built for; None: 140 x 170, padded
+                 drop_rate: float = 0.0, # dropout probability before the head (> 0 enables MC dropout)
+                 **kwargs, # other keywords of the architecture's builder, e.g. `num_heads`, `head_hidden`, `drop_path_rate`
+                ) -> nn.Module:
     "A classifier by registered name (see `list_models()`) or by encoder name + `fusion`; `fusion='auto'` keeps the name's own."
     args = dict(num_classes=num_classes, in_chans=in_chans, durations=tuple(float(d) for d in durations),
                 pretrained_file=None if pretrained_file is None else str(pretrained_file), image_size=image_size,
@@ -326,7 +383,9 @@ def create_model(name_or_encoder: str = "resnet18", fusion: str | None = "auto",
     model.image_size = image_size
     return model
 
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+def count_parameters(model: nn.Module, # any torch network
+                     trainable_only: bool = False, # count only the parameters that require gradients
+                    ) -> int:
     "Number of parameters of `model` (only those requiring gradients if `trainable_only`)."
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
@@ -336,7 +395,12 @@ def _dropout_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0]
 
 @torch.no_grad()
-def mc_dropout_probs(model: nn.Module, x: torch.Tensor, samples: int = 20, temperature: float = 1.0, seed: int = 0):
+def mc_dropout_probs(model: nn.Module, # a network with dropout layers (built with drop_rate > 0)
+                     x: torch.Tensor, # an input batch of the model, e.g. (B, V, C, H, W)
+                     samples: int = 20, # stochastic forward passes
+                     temperature: float = 1.0, # softmax temperature T (from calibration)
+                     seed: int = 0, # seed of the dropout masks; the global RNG state is restored afterwards
+                    ):
     "Mean (B, K) and standard deviation (B, K) of softmax(logits / temperature) over `samples` passes with dropout on."
     layers = _dropout_layers(model)
     if not layers: raise ValueError("mc_dropout_probs: the model has no dropout layer; build it with drop_rate > 0")
@@ -352,6 +416,7 @@ def mc_dropout_probs(model: nn.Module, x: torch.Tensor, samples: int = 20, tempe
         torch.random.set_rng_state(generator_state)
     return probs.mean(0), probs.std(0)
 
-def predictive_entropy(probs: torch.Tensor) -> torch.Tensor:
+def predictive_entropy(probs: torch.Tensor, # class probabilities (B, K), rows summing to 1
+                      ) -> torch.Tensor:
     "Entropy (nats) of each row of class probabilities (B, K)."
     return -(probs * probs.clamp_min(1e-12).log()).sum(-1)

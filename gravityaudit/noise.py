@@ -34,13 +34,16 @@ _O3_SHOT = {"o3_h1": 6.5e-24, "o3_l1": 6.2e-24}  # shot-noise ASD (1/sqrt(Hz)) b
 CAVITY_POLE: float = 410.0
 "Coupled-cavity pole (Hz) of the LIGO arms in O3: above it a signal entering at the readout grows as f in strain units."
 
-def aligo_design_psd(f):
+def aligo_design_psd(f, # frequencies (Hz)
+                    ):
     "One-sided PSD (1/Hz) of the aLIGO design sensitivity: Ajith's analytic fit, held flat below 8 Hz."
     x = np.maximum(np.asarray(f, dtype=float), 8.0) / 215.0
     return 1e-49 * (x**-4.14 - 5 * x**-2 + 111 * (1 - x**2 + x**4 / 2) / (1 + x**2 / 2))
 
 # %% ../nbs/05a_noise.ipynb #b1f1b4fd
-def o3_psd(f, ifo: str = "H1"):
+def o3_psd(f, # frequencies (Hz)
+           ifo: str = "H1", # detector: 'H1' or 'L1'
+          ):
     "One-sided PSD (1/Hz) of an O3-like curve for `ifo`: scaled low-frequency design noise with its wall, a shot-noise floor, narrow lines."
     name = f"o3_{ifo.lower()}"
     if name not in _O3_SCALE: raise ValueError(f"ifo: unknown detector {ifo!r}; expected one of {IFOS}")
@@ -52,14 +55,18 @@ def o3_psd(f, ifo: str = "H1"):
     return (asd * (1 + lines)) ** 2
 
 # %% ../nbs/05a_noise.ipynb #a87e7837
-def detector_psd(name: str, f):
+def detector_psd(name: str, # noise curve, one of `PSD_NAMES`
+                 f, # frequencies (Hz)
+                ):
     "One-sided PSD (1/Hz) of the noise curve `name` (one of `PSD_NAMES`) at frequencies `f`."
     if name == "aligo_design": return aligo_design_psd(f)
     if name in ("o3_h1", "o3_l1"): return o3_psd(f, name[3:].upper())
     raise ValueError(f"psd: unknown noise curve {name!r}; expected one of {PSD_NAMES}")
 
 # %% ../nbs/05a_noise.ipynb #8aa50f6b
-def psd_name(ifo: str, run: str) -> str:
+def psd_name(ifo: str, # detector: 'H1' or 'L1'
+             run: str, # observing run: 'design' or 'o3'
+            ) -> str:
     "The noise curve for detector `ifo` in `run` ('design' or 'o3')."
     if run == "design": return "aligo_design"
     if run == "o3": return f"o3_{ifo.lower()}"
@@ -68,31 +75,41 @@ def psd_name(ifo: str, run: str) -> str:
 # %% ../nbs/05a_noise.ipynb #4f42fdc0
 class NoiseModel:
     "A detector noise curve on the rFFT grid of `n` samples at `sample_rate`: draws noise, measures and whitens waveforms."
-    def __init__(self, name: str, n: int, sample_rate: int = SAMPLE_RATE, f_min: float = 10.0):
+    def __init__(self, name: str, # noise curve, one of `PSD_NAMES`
+                       n: int, # segment length (samples)
+                       sample_rate: int = SAMPLE_RATE, # samples per second (Hz)
+                       f_min: float = 10.0, # lower edge (Hz) of the band where SNR is measured and whitening passes
+                ):
         self.name, self.n, self.sample_rate = name, int(n), int(sample_rate)
         self.freqs = np.fft.rfftfreq(self.n, 1.0 / self.sample_rate)
         self.psd = detector_psd(name, self.freqs)
         self.band = (self.freqs >= f_min) & (self.freqs < min(self.sample_rate / 2, 2048.0))   # the scanned band
         self.times = (np.arange(self.n) - self.n // 2) / self.sample_rate
 
-    def noise(self, rng) -> np.ndarray:
+    def noise(self, rng, # numpy Generator
+             ) -> np.ndarray:
         "Gaussian noise coloured by the curve (float64, strain units)."
         scale = np.sqrt(self.psd * self.n * self.sample_rate / 4)
         x = (rng.standard_normal(len(self.freqs)) + 1j * rng.standard_normal(len(self.freqs))) * scale
         x[0] = 0; x[-1] = x[-1].real * np.sqrt(2)
         return np.fft.irfft(x, self.n)
 
-    def snr(self, h, spectrum=None) -> float:
+    def snr(self, h, # waveform (strain), `n` samples
+                  spectrum=None, # its rFFT, if already computed
+           ) -> float:
         "Optimal matched-filter SNR of waveform `h` (or of its rFFT `spectrum`) in this noise over the scanned band (10 Hz to 2048 Hz or Nyquist)."
         x = np.fft.rfft(h) if spectrum is None else spectrum
         return float(np.sqrt(4.0 / (self.sample_rate * self.n) * np.sum(np.abs(x[self.band]) ** 2 / self.psd[self.band])))
 
-    def unit(self, h) -> np.ndarray:
+    def unit(self, h, # waveform (strain), `n` samples
+            ) -> np.ndarray:
         "Waveform `h` scaled to optimal SNR 1 (zeros stay zeros)."
         s = self.snr(h)
         return h / s if s > 0 else h
 
-    def whiten(self, h, spectrum=None) -> np.ndarray:
+    def whiten(self, h, # waveform (strain), `n` samples
+                     spectrum=None, # its rFFT, if already computed
+              ) -> np.ndarray:
         "Waveform `h` (or its rFFT `spectrum`) whitened by the curve (band-limited to the scanned band), in units where white noise has unit variance per sample."
         x = np.fft.rfft(h) if spectrum is None else spectrum
         w = np.where(self.band, x / np.sqrt(self.psd * self.sample_rate / 2), 0)
@@ -100,6 +117,9 @@ class NoiseModel:
 
 # %% ../nbs/05a_noise.ipynb #a23422a3
 @functools.lru_cache(maxsize=16)
-def noise_model(name: str, n: int, sample_rate: int = SAMPLE_RATE) -> NoiseModel:
+def noise_model(name: str, # noise curve, one of `PSD_NAMES`
+                n: int, # segment length (samples)
+                sample_rate: int = SAMPLE_RATE, # samples per second (Hz)
+               ) -> NoiseModel:
     "Cached `NoiseModel` (one per curve, length and rate)."
     return NoiseModel(name, n, sample_rate)

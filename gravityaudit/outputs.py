@@ -12,7 +12,9 @@ __all__ = ['MANIFEST', 'file_fingerprint', 'ids_digest', 'process_alive', 'stale
            'make_manifest', 'read_manifest', 'OutputFolder', 'check_free', 'output_folder', 'check_same_glitches']
 
 # %% ../nbs/01d_outputs.ipynb #66340d77
-def file_fingerprint(path, max_hash_bytes: int = 64 * 2**20) -> str:
+def file_fingerprint(path, # file or folder to fingerprint
+                     max_hash_bytes: int = 64 * 2**20, # larger files get size + modification time, not a hash
+                    ) -> str:
     "Content hash of a file (or size + mtime for large files and folders); 'missing' if absent."
     path = Path(path)
     if not path.exists(): return "missing"
@@ -20,19 +22,22 @@ def file_fingerprint(path, max_hash_bytes: int = 64 * 2**20) -> str:
     if path.is_dir() or st.st_size > max_hash_bytes: return f"{st.st_size}:{st.st_mtime_ns}"
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
-def ids_digest(ids) -> str:
+def ids_digest(ids, # glitch ids (gravityspy_id)
+              ) -> str:
     "A digest of a set of glitch ids (order does not matter)."
     return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()[:16]
 
 # %% ../nbs/01d_outputs.ipynb #bc39ee28
-def process_alive(pid: int) -> bool:
+def process_alive(pid: int, # process id
+                 ) -> bool:
     "Whether a process with this id runs on this machine."
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
     except PermissionError: return True
     return True
 
-def stale_temporaries(path) -> list[Path]:
+def stale_temporaries(path, # output folder or file whose leftover temporaries to list
+                     ) -> list[Path]:
     "Temporaries of `path` (folder or file) left by processes that no longer run."
     path = Path(path)
     if not path.parent.is_dir(): return []
@@ -44,7 +49,8 @@ def stale_temporaries(path) -> list[Path]:
         if m and not process_alive(int(m.group(1) or m.group(2))): stale.append(p)
     return sorted(stale)
 
-def remove_stale_temporaries(path) -> list[Path]:
+def remove_stale_temporaries(path, # output folder or file whose leftover temporaries to delete
+                            ) -> list[Path]:
     "Remove the temporaries of `path` left by killed runs; returns what was removed."
     removed = stale_temporaries(path)
     for p in removed:
@@ -56,7 +62,12 @@ def remove_stale_temporaries(path) -> list[Path]:
 MANIFEST = "manifest.json"
 "The name of the manifest file inside a completed output folder."
 
-def make_manifest(command: str, inputs: dict | None = None, ids=None, argv=None, **extra) -> dict:
+def make_manifest(command: str, # the subcommand that made the output, e.g. 'audit'
+                  inputs: dict | None = None, # {name: path} of the input files, fingerprinted (None paths skipped)
+                  ids=None, # gravityspy_ids of the glitches in the output (None: not recorded)
+                  argv=None, # the command line, recorded as text
+                  **extra, # more fields to record
+                 ) -> dict:
     "The manifest of a completed output: command, argv, inputs with fingerprints, version, ids digest and time."
     from gravityaudit import __version__
     record = {"command": command, "argv": list(map(str, argv or [])),
@@ -67,7 +78,9 @@ def make_manifest(command: str, inputs: dict | None = None, ids=None, argv=None,
     record["completed"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return record
 
-def read_manifest(folder, command: str | None = None) -> dict:
+def read_manifest(folder, # a completed output folder
+                  command: str | None = None, # the subcommand that must have made it (None: any)
+                 ) -> dict:
     "The manifest of a completed output folder; an error naming the folder if it has none (incomplete or not ours)."
     folder = Path(folder)
     if not folder.is_dir(): raise FileNotFoundError(f"{folder} does not exist or is not a folder")
@@ -84,12 +97,16 @@ def read_manifest(folder, command: str | None = None) -> dict:
 # %% ../nbs/01d_outputs.ipynb #39dca240
 class OutputFolder:
     "The hidden folder a command writes into (`folder / 'x.csv'` works); set `ids` and `extra` for the manifest."
-    def __init__(self, path: Path): self.path, self.ids, self.extra = Path(path), None, {}
+    def __init__(self, path: Path, # the hidden folder being filled
+                ):
+        self.path, self.ids, self.extra = Path(path), None, {}
     def __truediv__(self, name) -> Path: return self.path / name
     def __fspath__(self) -> str: return str(self.path)
     def __repr__(self) -> str: return f"OutputFolder({str(self.path)!r})"
 
-def check_free(out, overwrite: bool = False) -> Path:
+def check_free(out, # output folder the user asked for
+               overwrite: bool = False, # whether a folder holding results may be replaced
+              ) -> Path:
     "`out` as a Path if it is absent, empty, or may be replaced (`overwrite`); else an error that says what to do."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise NotADirectoryError(f"--out {out} is a file; give a folder")
@@ -107,7 +124,12 @@ def _swap_into_place(partial: Path, out: Path) -> None:
     if old is not None: shutil.rmtree(old, ignore_errors=True)
 
 @contextlib.contextmanager
-def output_folder(out, command: str, inputs: dict | None = None, argv=None, overwrite: bool = False):
+def output_folder(out, # the output folder to create or replace
+                  command: str, # the subcommand writing it, recorded in the manifest
+                  inputs: dict | None = None, # {name: path} of the input files, fingerprinted in the manifest
+                  argv=None, # the command line, recorded in the manifest
+                  overwrite: bool = False, # whether an `out` that already holds results may be replaced
+                 ):
     "Assemble a command's output folder in a hidden sibling; on success write its manifest and move it onto `out`."
     out = check_free(out, overwrite)
     remove_stale_temporaries(out)
@@ -126,7 +148,8 @@ def output_folder(out, command: str, inputs: dict | None = None, argv=None, over
         if partial.exists(): shutil.rmtree(partial, ignore_errors=True)
 
 # %% ../nbs/01d_outputs.ipynb #96f952ab
-def check_same_glitches(**sources) -> str:
+def check_same_glitches(**sources, # name=ids of each input (None skipped), e.g. metadata=..., predictions=...
+                       ) -> str:
     "The common ids digest of named id collections; a ValueError naming each source, its count and digest if they differ."
     digests = {name: (len(ids), ids_digest(ids)) for name, ids in sources.items() if ids is not None}
     if len({d for _, d in digests.values()}) > 1:

@@ -45,7 +45,8 @@ SEARCH: float = 0.5
 ENERGY_CLIP: float = 25.5
 "Normalised energies are clipped to [0, ENERGY_CLIP] and divided by it."
 
-def scan_times(duration: float) -> np.ndarray:
+def scan_times(duration: float, # length of the view (s)
+              ) -> np.ndarray:
     "The 170 column times (s) of a view of `duration` seconds, relative to its centre: column 85 is 0."
     return (np.arange(N_TIMES) - N_TIMES // 2) * (float(duration) / N_TIMES)
 
@@ -54,19 +55,28 @@ def _deltam(mismatch: float = MISMATCH) -> float:
     "Tile spacing that keeps the fractional mismatch below `mismatch` (gwpy's `QObject.deltam`)."
     return 2 * (mismatch / 3) ** 0.5
 
-def q_values(qrange: tuple[float, float] = QRANGE, mismatch: float = MISMATCH) -> np.ndarray:
+def q_values(qrange: tuple[float, float] = QRANGE, # (lowest, highest) quality factor Q
+             mismatch: float = MISMATCH, # largest fractional energy lost between neighbouring tiles
+            ) -> np.ndarray:
     "Quality factors of the Q planes covering `qrange` (gwpy's `QTiling`)."
     cumum = math.log(qrange[1] / qrange[0]) / 2 ** 0.5
     nplanes = int(max(math.ceil(cumum / _deltam(mismatch)), 1))
     return qrange[0] * np.exp(2 ** 0.5 * cumum / nplanes * (np.arange(nplanes) + 0.5))
 
 # %% ../nbs/02_qscan.ipynb #94cc70b5
-def frequency_top(sample_rate: float, qrange: tuple[float, float] = QRANGE) -> float:
+def frequency_top(sample_rate: float, # samples per second (Hz)
+                  qrange: tuple[float, float] = QRANGE, # (lowest, highest) Q searched: the lowest Q has the widest tiles
+                 ) -> float:
     "Highest tile frequency (Hz) reachable at `sample_rate`: min(2048, Nyquist / (1 + sqrt(11)/Q_min))."
     return min(float(SCAN_FREQUENCIES[-1]), sample_rate / 2 / (1 + 11 ** 0.5 / q_values(qrange).min()))
 
 # %% ../nbs/02_qscan.ipynb #6f03fd6e
-def tile_frequencies(q: float, fmin: float, fmax: float, duration: float, mismatch: float = MISMATCH) -> np.ndarray:
+def tile_frequencies(q: float, # quality factor of the plane
+                     fmin: float, # lowest tile frequency (Hz)
+                     fmax: float, # highest tile frequency (Hz)
+                     duration: float, # length of the segment (s): frequencies are rounded down to multiples of 1/duration
+                     mismatch: float = MISMATCH, # largest fractional energy lost between neighbouring tiles
+                    ) -> np.ndarray:
     "Centre frequencies (Hz) of the rows of the Q plane `q` on a segment of `duration` s (gwpy's `QPlane`)."
     fcum = math.log(fmax / fmin) * (2 + q ** 2) ** 0.5 / 2
     nfreq = int(max(1, math.ceil(fcum / _deltam(mismatch))))
@@ -84,7 +94,10 @@ def _median_bias(n: int) -> float:
     ii_2 = 2 * np.arange(1, (n - 1) // 2 + 1)
     return float(1 + np.sum(1.0 / (ii_2 + 1) - 1.0 / ii_2))
 
-def welch_psd(x: torch.Tensor, sample_rate: float, fftlength: float = FFTLENGTH) -> torch.Tensor:
+def welch_psd(x: torch.Tensor, # (B, N) samples, one segment per row
+              sample_rate: float, # samples per second (Hz)
+              fftlength: float = FFTLENGTH, # length of each Welch FFT (s)
+             ) -> torch.Tensor:
     "One-sided PSD of each row of `x` (B, N): Welch, Hann windows of `fftlength` s, 50 % overlap, median average."
     nper = int(round(fftlength * sample_rate))
     segs = x.unfold(-1, nper, nper // 2)
@@ -201,7 +214,10 @@ def _back(y: torch.Tensor, single: bool, to_numpy: bool, device) -> np.ndarray |
     y = y[0] if single else y
     return y.cpu().numpy() if to_numpy else y.to(device)
 
-def whiten(strain, sample_rate: float, fduration: float = FDURATION):
+def whiten(strain, # strain samples: 1-D (one segment) or 2-D (batch, samples), numpy or torch
+           sample_rate: float, # samples per second (Hz)
+           fduration: float = FDURATION, # length of the whitening filter (s)
+          ):
     "Whiten `strain` (1-D or 2-D, numpy or torch) against its own median-Welch ASD, as gwpy's `TimeSeries.whiten`."
     x, single, to_numpy, device = _as_rows(strain)
     sr = _check_sample_rate(sample_rate)
@@ -223,10 +239,10 @@ class RowGroup:
 @dataclass
 class QPlanePlan:
     "One Q plane: its Q, row frequencies, row groups and the (grid rows x plane rows) frequency interpolation."
-    q: float
-    frequencies: np.ndarray
-    groups: list
-    to_grid: torch.Tensor
+    q: float                # quality factor of the plane
+    frequencies: np.ndarray # centre frequencies (Hz) of its rows, ascending
+    groups: list            # its `RowGroup`s: rows that share an inverse-FFT length
+    to_grid: torch.Tensor   # (reachable rows of SCAN_FREQUENCIES, plane rows) spline interpolation matrix
 
 def _row_length(frequency: float, q: float, duration: float) -> int:
     "Inverse-FFT length of a row: gwpy's power-of-two `ntiles` (`QTile.ntiles`)."
@@ -263,7 +279,9 @@ def _spline_matrix(frequencies: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 # %% ../nbs/02_qscan.ipynb #2b0c8aa0
 @functools.lru_cache(maxsize=8)
-def q_plan(n_samples: int, sample_rate: float) -> tuple[list, np.ndarray]:
+def q_plan(n_samples: int, # length of each segment (samples)
+           sample_rate: float, # samples per second (Hz)
+          ) -> tuple[list, np.ndarray]:
     "The `QPlanePlan`s for segments of `n_samples` at `sample_rate`, and the grid rows they reach."
     duration, top = n_samples / sample_rate, frequency_top(sample_rate)
     grid_rows = np.nonzero(SCAN_FREQUENCIES <= top * (1 + 1e-9))[0]
@@ -348,7 +366,13 @@ def _centers(center, batch: int, duration: float, durations, sample_rate: float)
                              f"plus {FDURATION / 2:g} s of whitening margin needs {margin:g} <= center <= {duration - margin:g}")
     return torch.from_numpy(c)
 
-def omega_scan(strain, sample_rate: float, center=None, durations=DURATIONS, chunk: int = 64, with_peak: bool = False):
+def omega_scan(strain, # strain samples: 1-D (one segment) or 2-D (batch, samples), numpy or torch
+               sample_rate: float, # samples per second (Hz)
+               center=None, # time of the glitch in s from the segment start: one value or one per row (default: the middle)
+               durations=DURATIONS, # lengths (s) of the views, shortest first
+               chunk: int = 64, # segments scanned at a time (bounds memory)
+               with_peak: bool = False, # also return the loudest tile's SNR and frequency (Hz)
+              ):
     "Omega scans (V, 140, 170) or (B, V, 140, 170) float32 in [0, 1], row 0 = 10 Hz, of 1-D or 2-D `strain` (and their loudest tile)."
     x, single, to_numpy, device = _as_rows(strain)
     sr = _check_sample_rate(sample_rate)
@@ -368,14 +392,23 @@ def omega_scan(strain, sample_rate: float, center=None, durations=DURATIONS, chu
                        frequency=_back(frequency, single, to_numpy, device))
 
 # %% ../nbs/02_qscan.ipynb #2b6ce762
-def sine_gaussian(n_samples: int, sample_rate: float, frequency: float, q: float, t0: float | None = None) -> np.ndarray:
+def sine_gaussian(n_samples: int, # length of the output (samples)
+                  sample_rate: float, # samples per second (Hz)
+                  frequency: float, # centre frequency (Hz)
+                  q: float, # quality factor: Gaussian width tau = Q / (sqrt(2) pi frequency)
+                  t0: float | None = None, # centre time in s from the first sample (default: the middle)
+                 ) -> np.ndarray:
     "A unit-amplitude sine-Gaussian of centre `frequency` and quality `q` at `t0` s (default: the middle)."
     t = np.arange(n_samples) / sample_rate - (n_samples / sample_rate / 2 if t0 is None else t0)
     tau = q / (2 ** 0.5 * math.pi * frequency)
     return np.exp(-(t / tau) ** 2) * np.sin(2 * math.pi * frequency * t)
 
 # %% ../nbs/02_qscan.ipynb #6b55a6c2
-def reference_scan(strain, sample_rate: float, center: float | None = None, durations=DURATIONS) -> np.ndarray:
+def reference_scan(strain, # one 1-D strain segment
+                   sample_rate: float, # samples per second (Hz)
+                   center: float | None = None, # time of the glitch in s from the segment start (default: the middle)
+                   durations=DURATIONS, # lengths (s) of the views, shortest first
+                  ) -> np.ndarray:
     "The (V, 140, 170) scan of one 1-D segment computed by gwpy (slow; for tests and benchmarks)."
     import warnings
     from gwpy.timeseries import TimeSeries
@@ -401,7 +434,11 @@ def reference_scan(strain, sample_rate: float, center: float | None = None, dura
     return np.clip(out, 0, ENERGY_CLIP) / ENERGY_CLIP
 
 # %% ../nbs/02_qscan.ipynb #85c24d03
-def gwpy_q_transform(strain, sample_rate: float, center: float | None = None, search: str = "trigger") -> np.ndarray:
+def gwpy_q_transform(strain, # one 1-D strain segment
+                     sample_rate: float, # samples per second (Hz)
+                     center: float | None = None, # time of the glitch in s from the segment start (default: the middle)
+                     search: str = "trigger", # 'trigger': the loudest tile within SEARCH s of the centre picks Q; 'segment': anywhere
+                    ) -> np.ndarray:
     "The (4, 140, 170) scan of one 1-D segment by gwpy's `TimeSeries.q_transform`, one call per view (slow; for checks)."
     import warnings
     from gwpy.timeseries import TimeSeries
@@ -431,7 +468,10 @@ def _run_around(active, i) -> tuple[int, int]:
     while hi < len(active) - 1 and active[hi + 1]: hi += 1
     return lo, hi
 
-def measure_scan(scan, frequencies=None, threshold: float = 18.0) -> dict:
+def measure_scan(scan, # one (4, 140, 170) scan in [0, 1], row 0 = lowest frequency
+                 frequencies=None, # row frequencies (Hz) (default: `SCAN_FREQUENCIES`)
+                 threshold: float = 18.0, # normalised energy (0-25.5) above which a smoothed pixel is excess
+                ) -> dict:
     "Peak frequency (Hz), peak time (s from centre), duration, bandwidth and span (s, Hz, s) and loudest smoothed energy of the excess in one (4, 140, 170) scan."
     from scipy.ndimage import uniform_filter
     freqs = np.asarray(SCAN_FREQUENCIES if frequencies is None else frequencies, dtype=float)
@@ -472,6 +512,8 @@ def measure_scan(scan, frequencies=None, threshold: float = 18.0) -> dict:
     return dict(peak_frequency=peak_frequency, peak_time=peak_time, duration=float(duration), bandwidth=bandwidth, span=span, peak_energy=float(peak))
 
 # %% ../nbs/02_qscan.ipynb #84bb732c
-def excess_fraction(scan, level: float = 20.0) -> float:
+def excess_fraction(scan, # a scan (any shape), values in [0, 1]
+                    level: float = 20.0, # normalised energy threshold (0-25.5)
+                   ) -> float:
     "Fraction of scan pixels whose normalised energy is at least `level`."
     return float(np.mean(np.asarray(scan) * ENERGY_CLIP >= level))

@@ -18,7 +18,9 @@ __all__ = ['REAL_SEGMENT', 'FEATURES', 'read_real_glitches', 'scan_features', 's
 REAL_SEGMENT: float = 8.0
 "Seconds of real strain scanned per glitch, centred on it."
 
-def read_real_glitches(path, seconds: float = REAL_SEGMENT) -> tuple[np.ndarray, pd.DataFrame, float]:
+def read_real_glitches(path, # `.npz` of strain (N, samples), label, sample_rate, glitch_time (s from the start); optional ifo, snr
+                       seconds: float = REAL_SEGMENT, # length of strain kept around each glitch (s)
+                      ) -> tuple[np.ndarray, pd.DataFrame, float]:
     "Strain (N, seconds * fs) centred on each glitch of the `.npz` at `path`, a table of its labels, and the sample rate."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"real glitch file {path} does not exist")
@@ -52,7 +54,11 @@ def _view_features(view: np.ndarray, level: float, min_pixels: int) -> dict:
     return dict(time_extent=time_extent, frequency_extent=frequency_extent, loud_fraction=float(mask.mean()),
                 n_features=int(keep.sum()))
 
-def scan_features(scans, peak: dict | None = None, level: float = 12.0, min_pixels: int = 6) -> pd.DataFrame:
+def scan_features(scans, # (N, 4, 140, 170) scans in [0, 1]
+                  peak: dict | None = None, # `omega_scan`'s loudest tiles, for peak_frequency and tile_snr (None: NaN)
+                  level: float = 12.0, # normalised energy (0-25.5) above which a smoothed pixel of the 2 s view is loud
+                  min_pixels: int = 6, # smallest connected patch of loud pixels that counts as a feature
+                 ) -> pd.DataFrame:
     "One row of realism numbers (`FEATURES`) per scan of `scans` (N, 4, 140, 170); `peak`: `omega_scan`'s loudest tiles."
     from scipy.ndimage import uniform_filter
     scans = np.asarray(scans, dtype=np.float32)
@@ -66,8 +72,14 @@ def scan_features(scans, peak: dict | None = None, level: float = 12.0, min_pixe
     return pd.DataFrame(rows, columns=list(FEATURES))
 
 # %% ../nbs/05f_realism.ipynb #a535c5b3
-def simulated_scans(classes, n: int, seed: int = 0, sample_rate: int = 4096, segment_duration: float = REAL_SEGMENT,
-                    psds=("o3_h1", "o3_l1"), config: SimulationConfig | None = None) -> tuple[np.ndarray, dict, pd.DataFrame]:
+def simulated_scans(classes, # generator families to simulate
+                    n: int, # glitches per class
+                    seed: int = 0, # random seed
+                    sample_rate: int = 4096, # samples per second (Hz)
+                    segment_duration: float = REAL_SEGMENT, # length of each strain segment (s)
+                    psds=("o3_h1", "o3_l1"), # noise curves, taken in turn
+                    config: SimulationConfig | None = None, # simulation settings; replaces seed, sample_rate and segment_duration
+                   ) -> tuple[np.ndarray, dict, pd.DataFrame]:
     "Scans (N, 4, 140, 170), loudest tiles (`omega_scan`'s peak) and a table (label, psd, injected_snr) of `n` glitches per class."
     cfg = config or SimulationConfig(seed=seed, sample_rate=sample_rate, segment_duration=segment_duration)
     strains, rows = [], []
@@ -80,7 +92,11 @@ def simulated_scans(classes, n: int, seed: int = 0, sample_rate: int = 4096, seg
     return scans, peak, pd.DataFrame(rows)
 
 # %% ../nbs/05f_realism.ipynb #f9f77fac
-def compare_features(real: pd.DataFrame, simulated: pd.DataFrame, features=FEATURES, by: str = "label") -> pd.DataFrame:
+def compare_features(real: pd.DataFrame, # features of real glitches, one row each (`scan_features` plus labels)
+                     simulated: pd.DataFrame, # features of simulated glitches, likewise
+                     features=FEATURES, # columns to compare
+                     by: str = "label", # column naming each row's class
+                    ) -> pd.DataFrame:
     "Per class in both tables and per feature: real and simulated medians, KS statistic and p-value."
     from scipy.stats import ks_2samp
     rows = []
@@ -95,7 +111,8 @@ def compare_features(real: pd.DataFrame, simulated: pd.DataFrame, features=FEATU
     return pd.DataFrame(rows)
 
 # %% ../nbs/05f_realism.ipynb #91643e75
-def read_gravityspy_metadata(path) -> pd.DataFrame:
+def read_gravityspy_metadata(path, # CSV export of Gravity Spy's O3 metadata
+                            ) -> pd.DataFrame:
     "Gravity Spy's O3 metadata export at `path` as (label, ifo, peak_frequency, tile_snr, omicron_duration, omicron_bandwidth)."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"metadata file {path} does not exist")

@@ -18,7 +18,8 @@ __all__ = ['classifier_summary', 'plot_class_balance', 'plot_confusion', 'plot_r
            'plain_json', 'build_report', 'report_command']
 
 # %% ../nbs/14_report.ipynb #d5f94b45
-def classifier_summary(predictions: pd.DataFrame) -> dict:
+def classifier_summary(predictions: pd.DataFrame, # one row per glitch: label (given), predicted, confidence
+                      ) -> dict:
     "Accuracy, balanced accuracy, macro/weighted F1 and ECE of the rows of `predictions` (label vs predicted)."
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
     y, p = predictions["label"].astype(str), predictions["predicted"].astype(str)
@@ -29,7 +30,9 @@ def classifier_summary(predictions: pd.DataFrame) -> dict:
             "ece": expected_calibration_error(predictions["confidence"], y == p)}
 
 # %% ../nbs/14_report.ipynb #85761ed0
-def plot_class_balance(metadata: pd.DataFrame, path) -> Path:
+def plot_class_balance(metadata: pd.DataFrame, # glitch table with label and sample_type columns
+                       path, # PNG file to write
+                      ) -> Path:
     "Bar chart of glitches per label, stacked by split."
     import matplotlib; import matplotlib.pyplot as plt, seaborn as sns
     sns.set_theme(style="whitegrid", context="notebook")
@@ -40,13 +43,18 @@ def plot_class_balance(metadata: pd.DataFrame, path) -> Path:
     ax.set_ylabel("glitches"); ax.set_xlabel(""); ax.set_title("Class balance by split")
     return save_figure(fig, path)
 
-def plot_confusion(predictions: pd.DataFrame, path) -> Path:
+def plot_confusion(predictions: pd.DataFrame, # one row per glitch: label (given) and predicted
+                   path, # PNG file to write
+                  ) -> Path:
     "Row-normalised confusion matrix (true label down, predicted across), drawn as the training run draws it."
     labels = sorted(set(predictions["label"].astype(str)) | set(predictions["predicted"].astype(str)))
     matrix = confusion_counts(predictions["label"].astype(str), predictions["predicted"].astype(str), labels)
     return save_figure(confusion_matrix_figure(matrix, labels, "Confusion matrix, test split"), path)
 
-def plot_reliability(predictions: pd.DataFrame, path, n_bins: int = 15) -> Path:
+def plot_reliability(predictions: pd.DataFrame, # one row per glitch: label (given), predicted, confidence
+                     path, # PNG file to write
+                     n_bins: int = 15, # number of confidence bins
+                    ) -> Path:
     "Reliability diagram: accuracy against confidence, with the diagonal of perfect calibration."
     import matplotlib.pyplot as plt
     conf = predictions["confidence"].to_numpy(float); correct = (predictions["label"] == predictions["predicted"]).to_numpy(float)
@@ -59,7 +67,8 @@ def plot_reliability(predictions: pd.DataFrame, path, n_bins: int = 15) -> Path:
     return save_figure(fig, path)
 
 # %% ../nbs/14_report.ipynb #b2c4f501
-def truth_table(truth: dict) -> pd.DataFrame:
+def truth_table(truth: dict, # {scenario: {measure: value}}: the audit's score against the planted truth
+               ) -> pd.DataFrame:
     "One row per (scenario, measure) of a nested score-against-truth dict; nested dicts become 'key: value' text."
     rows = []
     for scenario, result in truth.items():
@@ -92,8 +101,13 @@ figcaption{font-size:13px;color:#555}.kpi{display:inline-block;margin:0 1.5em 1e
 def _read_csv(path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path is not None and Path(path).exists() else None
 
-def report_numbers(metadata: pd.DataFrame, predictions: pd.DataFrame | None, clusters: pd.DataFrame | None,
-                   label_issues: pd.DataFrame | None, novel: pd.DataFrame | None, truth: dict | None) -> dict:
+def report_numbers(metadata: pd.DataFrame, # glitch table with gravityspy_id, label and sample_type columns
+                   predictions: pd.DataFrame | None, # the predictions table (None: no classifier numbers)
+                   clusters: pd.DataFrame | None, # the audit's cluster table (None: no audit numbers)
+                   label_issues: pd.DataFrame | None, # the audit's label-issue table (None: none)
+                   novel: pd.DataFrame | None, # the audit's novel-candidate table (None: none)
+                   truth: dict | None, # the audit's score against the planted truth (None: not shown)
+                  ) -> dict:
     "Every number the page shows, computed once from the input tables."
     nums = {"data": {"glitches": int(len(metadata)), "classes": int(metadata["label"].nunique()),
                      "per_split": {k: int(v) for k, v in metadata["sample_type"].value_counts().sort_index().items()}}}
@@ -111,7 +125,8 @@ def report_numbers(metadata: pd.DataFrame, predictions: pd.DataFrame | None, clu
     return nums
 
 # %% ../nbs/14_report.ipynb #41dc7040
-def plain_json(value):
+def plain_json(value, # numbers (numpy ones too), text, or dicts and lists of them
+              ):
     "`value` with NaN and infinite floats as None (JSON null) and numpy scalars as Python ones, ready for strict JSON."
     if isinstance(value, dict): return {str(k): plain_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)): return [plain_json(v) for v in value]
@@ -121,7 +136,13 @@ def plain_json(value):
     return value
 
 # %% ../nbs/14_report.ipynb #7395e184
-def build_report(out, metadata, predictions=None, audit_dir=None, truth: dict | None = None, title: str = "gravityaudit report") -> Path:
+def build_report(out, # folder of the report: index.html, figures/ and report.json
+                 metadata, # metadata CSV path or glitch table
+                 predictions=None, # predictions CSV of `gravityaudit predict` (None: no classifier section)
+                 audit_dir=None, # output folder of `gravityaudit audit` (None: no audit section)
+                 truth: dict | None = None, # the audit's score against the planted truth (None: not shown)
+                 title: str = "gravityaudit report", # page title
+                ) -> Path:
     "Write `out/index.html`, its figures and `report.json` from a run's CSV files; return the page's path."
     out = Path(out); (out / "figures").mkdir(parents=True, exist_ok=True)
     meta = pd.read_csv(metadata) if not isinstance(metadata, pd.DataFrame) else metadata
@@ -179,7 +200,8 @@ def build_report(out, metadata, predictions=None, audit_dir=None, truth: dict | 
     return out / "index.html"
 
 # %% ../nbs/14_report.ipynb #bf8fbd85
-def report_command(argv: list[str]) -> int:
+def report_command(argv: list[str], # command-line arguments after `gravityaudit report`
+                  ) -> int:
     "`gravityaudit report --metadata CSV [--predictions CSV] [--audit DIR] [--truth JSON] --out DIR [--overwrite]`."
     p = argparse.ArgumentParser(prog="gravityaudit report", description="Build the HTML report of a study from its CSV files.")
     p.add_argument("--metadata", required=True, help="the study's metadata CSV")

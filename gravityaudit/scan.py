@@ -30,7 +30,8 @@ def scan_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/02b_scan.ipynb #3225294e
-def scan_command(argv: list[str]) -> int:
+def scan_command(argv: list[str], # command-line arguments after `gravityaudit scan`
+                ) -> int:
     "`gravityaudit scan`: omega-scan strain segments into a Gravity Spy-layout HDF5 file plus metadata.csv."
     import pandas as pd
     from tqdm.auto import tqdm

@@ -14,7 +14,10 @@ __all__ = ['line_burst_family', 'ringing_line', 'continuum_shape', 'blip_continu
 
 # %% ../nbs/05c_scenarios.ipynb #36432099
 @generator("line_burst")
-def line_burst_family(rng, noise, freq_range=(150.0, 350.0)):
+def line_burst_family(rng, # the glitch's random stream (numpy Generator)
+                      noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                      freq_range=(150.0, 350.0), # (low, high) frequency of the tone (Hz)
+                     ):
     "Narrow-band line burst (tone under a 0.08-0.4 s Gaussian envelope), log-uniform in `freq_range` (the over-split shape)."
     f0 = _logu(rng, *freq_range)
     sigma = _logu(rng, 0.08, 0.4)
@@ -22,7 +25,10 @@ def line_burst_family(rng, noise, freq_range=(150.0, 350.0)):
 
 # %% ../nbs/05c_scenarios.ipynb #2d7ad855
 @generator("ringing_line")
-def ringing_line(rng, noise, frequency: float = 60.0):
+def ringing_line(rng, # the glitch's random stream (numpy Generator)
+                 noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                 frequency: float = 60.0, # nominal ringing frequency (Hz)
+                ):
     "A narrow-band ringing at `frequency` (+-3 %): 10-30 ms onset, exponential decay over 0.15-0.8 s (the physical-split shape)."
     t = noise.times
     f0, rise, tau = frequency * rng.uniform(0.97, 1.03), rng.uniform(0.01, 0.03), _logu(rng, 0.15, 0.8)
@@ -30,13 +36,17 @@ def ringing_line(rng, noise, frequency: float = 60.0):
     return noise.unit(tone_track(np.full(noise.n, f0), env, noise.sample_rate, rng.uniform(0, 2 * np.pi))), dict(frequency=f0, tau=tau)
 
 # %% ../nbs/05c_scenarios.ipynb #64c64547
-def continuum_shape(c: float) -> dict:
+def continuum_shape(c: float, # position on the continuum: 0 (blip) to 1 (smeared pulse)
+                   ) -> dict:
     "Envelope width (s), band edges factor and SNR factor of the blip continuum at coordinate `c`."
     return dict(sigma=0.004 * 30.0**c, spread=1.3 * 3.5**c, loudness=1.0 + 3.0 * c)
 
 # %% ../nbs/05c_scenarios.ipynb #9768925c
 @generator("blip_continuum")
-def blip_continuum(rng, noise, continuum_coord: float = 0.0):
+def blip_continuum(rng, # the glitch's random stream (numpy Generator)
+                   noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                   continuum_coord: float = 0.0, # position on the continuum: 0 (blip) to 1 (smeared pulse)
+                  ):
     "A blip at c = 0 growing smoothly in bandwidth and duration into a broad smeared pulse at c = 1."
     c = float(continuum_coord)
     shape = continuum_shape(c)
@@ -49,13 +59,19 @@ def blip_continuum(rng, noise, continuum_coord: float = 0.0):
     return h, dict(frequency=f0, sigma=sigma, loudness=shape["loudness"])
 
 # %% ../nbs/05c_scenarios.ipynb #5f831e5d
-def drift_shape(s: float, f_range=(30.0, 800.0)) -> tuple[float, float]:
+def drift_shape(s: float, # position on the manifold, 0 to 1
+                f_range=(30.0, 800.0), # (low, high) centre frequency (Hz) at s = 0 and s = 1
+               ) -> tuple[float, float]:
     "Centre frequency and Q of the drift manifold at coordinate `s`."
     return f_range[0] * (f_range[1] / f_range[0]) ** s, 2.0 + 10.0 * s
 
 # %% ../nbs/05c_scenarios.ipynb #897dabad
 @generator("drift_manifold")
-def drift_manifold(rng, noise, drift_coord: float = 0.0, f_range=(30.0, 800.0)):
+def drift_manifold(rng, # the glitch's random stream (numpy Generator)
+                   noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                   drift_coord: float = 0.0, # position on the manifold, 0 to 1
+                   f_range=(30.0, 800.0), # (low, high) centre frequency (Hz) at coordinate 0 and 1
+                  ):
     "A burst whose frequency (30 Hz -> 800 Hz) and Q (2 -> 12) slide smoothly with `drift_coord`."
     f0, q = drift_shape(float(drift_coord), f_range)
     f0 *= rng.uniform(0.93, 1.07); q *= rng.uniform(0.85, 1.15)
@@ -64,7 +80,9 @@ def drift_manifold(rng, noise, drift_coord: float = 0.0, f_range=(30.0, 800.0)):
 
 # %% ../nbs/05c_scenarios.ipynb #c62a55e5
 @generator("tone_comb")
-def tone_comb(rng, noise):
+def tone_comb(rng, # the glitch's random stream (numpy Generator)
+              noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+             ):
     "Novel: a comb of short harmonic tones (3-6 harmonics of 60-250 Hz) repeated 4-8 times at a regular spacing."
     f0, harmonics, count, spacing = _logu(rng, 60, 250), int(rng.integers(3, 7)), int(rng.integers(4, 9)), rng.uniform(0.08, 0.3)
     times = np.repeat((np.arange(count) - count // 2) * spacing, harmonics)
@@ -75,7 +93,9 @@ def tone_comb(rng, noise):
 
 # %% ../nbs/05c_scenarios.ipynb #7ae6c9ea
 @generator("double_chirp")
-def double_chirp(rng, noise):
+def double_chirp(rng, # the glitch's random stream (numpy Generator)
+                 noise, # `NoiseModel` of the segment: its length, sample rate, sample times and SNR scale
+                ):
     "Novel: two compact-binary chirps 0.3-1 s apart, of different masses."
     gap = rng.uniform(0.3, 1.0)
     h = noise.unit(compact_binary_chirp(_logu(rng, 12, 30), rng.uniform(1, 3), noise.n, noise.sample_rate, f_low=30, phase=rng.uniform(0, 6.3), t_peak=0.0))

@@ -37,7 +37,9 @@ def _largest_remainder(weights, total: int) -> np.ndarray:
     counts[order[: total - counts.sum()]] += 1
     return counts
 
-def class_counts(config: SimulationConfig, total: int) -> dict[str, int]:
+def class_counts(config: SimulationConfig, # the simulation's settings (classes, balance, class_counts)
+                 total: int, # number of ordinary glitches to share out
+                ) -> dict[str, int]:
     "How many glitches of each class among `total` ordinary (non-scenario) glitches."
     if config.class_counts is not None: weights = [config.class_counts.get(c, 0) for c in config.classes]
     elif config.balance == "uniform": weights = [1.0] * len(config.classes)
@@ -45,7 +47,8 @@ def class_counts(config: SimulationConfig, total: int) -> dict[str, int]:
     return dict(zip(config.classes, _largest_remainder(weights, total).tolist()))
 
 # %% ../nbs/05e_simulate.ipynb #629cb0d0
-def scenario_counts(config: SimulationConfig) -> dict[str, int]:
+def scenario_counts(config: SimulationConfig, # the simulation's settings
+                   ) -> dict[str, int]:
     "Glitches per planted scenario family (zero when disabled or when `scenarios` is off)."
     names = ("over_split", "physical_split", "over_compress", "drift", "novel")
     return {k: (int(round(getattr(config, k).fraction * config.n_glitches)) if config.scenarios and getattr(config, k).enabled else 0) for k in names}
@@ -71,7 +74,12 @@ def _stratified_split(labels, fractions, rng) -> np.ndarray:
     return out
 
 # %% ../nbs/05e_simulate.ipynb #7fd8718f
-def annotate(rng, scenario: str, family: str, coord: float, config: SimulationConfig) -> tuple[str, bool]:
+def annotate(rng, # the plan's random stream
+             scenario: str, # the glitch's planted scenario: 'none', 'over_split', 'drift', ...
+             family: str, # its true generator family
+             coord: float, # its position on the continuum or drift manifold, 0 to 1 (else NaN)
+             config: SimulationConfig, # the simulation's settings (the scenarios' labels and rates)
+            ) -> tuple[str, bool]:
     "The annotator model: the given label of one glitch and whether it is label noise."
     if scenario == "over_split": return str(rng.choice(config.over_split.labels)), False
     if scenario == "over_compress":
@@ -90,7 +98,8 @@ def annotate(rng, scenario: str, family: str, coord: float, config: SimulationCo
     return family, False
 
 # %% ../nbs/05e_simulate.ipynb #db57d87b
-def plan_dataset(config: SimulationConfig):
+def plan_dataset(config: SimulationConfig, # the simulation's settings (validated first)
+                ):
     "One row per glitch: family, scenario, coordinates, detector, noise curve, given label, split, id and time."
     import pandas as pd
     config.validate()
@@ -125,12 +134,18 @@ def plan_dataset(config: SimulationConfig):
     return plan
 
 # %% ../nbs/05e_simulate.ipynb #dced96ad
-def glitch_rng(seed: int, index: int) -> np.random.Generator:
+def glitch_rng(seed: int, # seed of the data set
+               index: int, # the glitch's row in the plan
+              ) -> np.random.Generator:
     "The random stream of glitch `index` in a data set seeded with `seed`."
     return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(index),)))
 
 # %% ../nbs/05e_simulate.ipynb #7ac63c3b
-def draw_snr(rng, low: float, high: float, slope: float = 2.0) -> float:
+def draw_snr(rng, # numpy Generator
+             low: float, # lowest SNR
+             high: float, # highest SNR
+             slope: float = 2.0, # power-law index: p(SNR) ~ SNR^-slope
+            ) -> float:
     "An SNR from a power law p(rho) ~ rho^-slope between `low` and `high`."
     if high <= low: return float(low)
     u = rng.uniform()
@@ -143,7 +158,10 @@ def _weighted_quantiles(x, w, qs):
     return [float(x[min(np.searchsorted(c, q), len(x) - 1)]) for q in qs]
 
 # %% ../nbs/05e_simulate.ipynb #6d1520e2
-def injection_summary(h, noise: NoiseModel, spectrum=None) -> dict:
+def injection_summary(h, # injected waveform (strain)
+                      noise: NoiseModel, # `NoiseModel` of the segment
+                      spectrum=None, # rFFT of `h`, if already computed
+                     ) -> dict:
     "central_freq (Hz), bandwidth (Hz) and duration (s) of waveform `h` (rFFT `spectrum` if known) as the whitened data sees it."
     if not np.any(h): return dict(central_freq=np.nan, bandwidth=np.nan, duration=np.nan)
     x = np.fft.rfft(h) if spectrum is None else spectrum
@@ -154,7 +172,9 @@ def injection_summary(h, noise: NoiseModel, spectrum=None) -> dict:
     return dict(central_freq=f50, bandwidth=f95 - f5, duration=max(t95 - t5, 1.0 / noise.sample_rate))
 
 # %% ../nbs/05e_simulate.ipynb #0169e56f
-def family_kwargs(row: dict, config: SimulationConfig) -> dict:
+def family_kwargs(row: dict, # the glitch's plan row (`plan_dataset`)
+                  config: SimulationConfig, # the simulation's settings
+                 ) -> dict:
     "Keyword arguments of the family generator for one planned glitch (scenario coordinates)."
     s = row["scenario"]
     if s == "over_split": return dict(freq_range=tuple(config.over_split.freq_range))
@@ -164,7 +184,9 @@ def family_kwargs(row: dict, config: SimulationConfig) -> dict:
     return {}
 
 # %% ../nbs/05e_simulate.ipynb #66721925
-def synthesize(row: dict, config: SimulationConfig) -> tuple[np.ndarray, dict]:
+def synthesize(row: dict, # the glitch's plan row: index, true_family, psd, scenario and its coordinates
+               config: SimulationConfig, # the simulation's settings (seed, sample rate, segment length, SNR ranges)
+              ) -> tuple[np.ndarray, dict]:
     "The strain segment (float64, t = 0 at its centre) of one planned glitch and what was injected."
     n = int(round(config.segment_duration * config.sample_rate))
     rng = glitch_rng(config.seed, row["index"])
@@ -209,7 +231,9 @@ CLASS_BANDS: dict[str, dict[str, tuple[float, float]]] = {
 }
 "Documented bands per class: peak frequency (Hz) and duration of the loudest piece or span of the whole pattern (s); No_Glitch and None_of_the_Above have none."
 
-def in_class_band(name: str, measured) -> bool:
+def in_class_band(name: str, # class with an entry in `CLASS_BANDS`
+                  measured, # a `measure_scan` dict or a metadata row
+                 ) -> bool:
     "Whether `measured` (a `measure_scan` dict, or a metadata row with `measured_*` columns) lies in the band of class `name`."
     def get(k): return measured[k] if k == "peak_frequency" or k in measured and f"measured_{k}" not in measured else measured[f"measured_{k}"]
     return all(lo <= get(k) <= hi for k, (lo, hi) in CLASS_BANDS[name].items())
@@ -227,7 +251,11 @@ def _split_time(t: float) -> tuple[int, int]:
     "Whole GPS seconds and nanoseconds of time `t` (to 0.1 ms, the precision of simulated times)."
     s = int(math.floor(t)); return s, int(round((t - s) * 1e4)) * 10**5
 
-def metadata_row(plan_row: dict, info: dict, measured: dict, tile_frequency: float = np.nan) -> dict:
+def metadata_row(plan_row: dict, # the glitch's plan row
+                 info: dict, # what `synthesize` injected
+                 measured: dict, # `measure_scan` of its scan
+                 tile_frequency: float = np.nan, # frequency (Hz) of the loudest Q tile (NaN: the measured peak frequency)
+                ) -> dict:
     "One metadata row in the Gravity Spy columns plus the truth, for a planned glitch, what was injected, what the scan shows and its loudest tile's frequency."
     import json
     injected = plan_row["true_family"] != "No_Glitch"
@@ -250,7 +278,9 @@ def metadata_row(plan_row: dict, info: dict, measured: dict, tile_frequency: flo
         measured_bandwidth=measured["bandwidth"], measured_span=measured["span"], peak_energy=measured["peak_energy"], generator_params=json.dumps(params, sort_keys=True))
 
 # %% ../nbs/05e_simulate.ipynb #4e8e683e
-def simulate_batch(rows: list[dict], config: SimulationConfig) -> tuple[np.ndarray, list[dict]]:
+def simulate_batch(rows: list[dict], # plan rows
+                   config: SimulationConfig, # the simulation's settings
+                  ) -> tuple[np.ndarray, list[dict]]:
     "Strain, omega scans and metadata for a batch of planned rows: (images (B, 4, 140, 170) in image orientation, metadata rows)."
     from gravityaudit.qscan import omega_scan, measure_scan, SCAN_FREQUENCIES
     made = [synthesize(r, config) for r in rows]
@@ -261,7 +291,9 @@ def simulate_batch(rows: list[dict], config: SimulationConfig) -> tuple[np.ndarr
     return scan_to_image(scans), meta
 
 # %% ../nbs/05e_simulate.ipynb #2e492828
-def simulate_packed(rows: list[dict], config: SimulationConfig) -> tuple[list, list[dict]]:
+def simulate_packed(rows: list[dict], # plan rows
+                    config: SimulationConfig, # the simulation's settings
+                   ) -> tuple[list, list[dict]]:
     "`simulate_batch` with each glitch's views compressed (`pack_views`) where they were made, ready to store."
     images, meta = simulate_batch(rows, config)
     return [pack_views(v, m["gravityspy_id"]) for v, m in zip(images, meta)], meta
@@ -296,7 +328,9 @@ def _batches(plan, config: SimulationConfig, workers: int):
             yield result
 
 # %% ../nbs/05e_simulate.ipynb #ad1ad804
-def resolve_config(config=None, **overrides) -> SimulationConfig:
+def resolve_config(config=None, # a SimulationConfig, dict, YAML path or YAML text; None: the defaults
+                   **overrides, # fields to replace; None values are ignored
+                  ) -> SimulationConfig: # the validated settings
     "A validated config from a SimulationConfig, dict, YAML path/text or None, with non-None `overrides` applied."
     if isinstance(config, str) and "\n" in config: cfg = SimulationConfig.from_yaml(config)   # YAML text
     else: cfg = SimulationConfig.load(config)
@@ -304,9 +338,17 @@ def resolve_config(config=None, **overrides) -> SimulationConfig:
     return dataclasses.replace(cfg, **changes).validate() if changes else cfg.validate()
 
 # %% ../nbs/05e_simulate.ipynb #6122c5a6
-def simulate(out, n_glitches: int | None = None, balance: str | None = None, seed: int | None = None, config=None,
-             scenarios: bool | None = None, workers: int | None = None, batch_size: int | None = None, progress: bool = True,
-             overwrite: bool = False):
+def simulate(out, # output folder: new, empty, or replaced if `overwrite`
+             n_glitches: int | None = None, # number of glitches (None: the config's)
+             balance: str | None = None, # 'gravityspy' or 'uniform' (None: the config's)
+             seed: int | None = None, # random seed (None: the config's)
+             config=None, # a SimulationConfig, dict, YAML path or YAML text; None: the defaults
+             scenarios: bool | None = None, # plant the taxonomy failures and label noise (None: the config's)
+             workers: int | None = None, # worker processes (None: the config's)
+             batch_size: int | None = None, # glitches per omega-scan batch (None: the config's)
+             progress: bool = True, # show a progress bar
+             overwrite: bool = False, # replace results already in `out`
+            ):
     "Simulate a data set into the folder `out` (dataset.h5, metadata.csv, manifest.json), whole or not at all; returns the metadata."
     import pandas as pd
     from tqdm.auto import tqdm
@@ -327,7 +369,8 @@ def simulate(out, n_glitches: int | None = None, balance: str | None = None, see
     return pd.read_csv(Path(out) / "metadata.csv", keep_default_na=True)
 
 # %% ../nbs/05e_simulate.ipynb #8b32bec0
-def simulate_command(argv: list[str] | None = None) -> int:
+def simulate_command(argv: list[str] | None = None, # command-line arguments after `gravityaudit simulate` (None: sys.argv)
+                    ) -> int:
     "`gravityaudit simulate`: write DIR/dataset.h5 and DIR/metadata.csv."
     p = argparse.ArgumentParser(prog="gravityaudit simulate", description="Simulate a Gravity Spy-like data set (strain -> omega scans) with planted taxonomy failures.")
     p.add_argument("--out", required=True, help="output directory (dataset.h5 and metadata.csv are written there)")

@@ -44,55 +44,55 @@ DEFAULT_H1_FRACTION: dict[str, float] = {"1080Lines": 0.9, "Light_Modulation": 0
 @dataclass
 class OverSplitConfig(YamlConfig):
     "One morphology (narrow-band line bursts) whose labels are drawn at random from `labels` (K >= 3)."
-    enabled: bool = True
-    fraction: float = 0.04
-    labels: tuple = ("Violin_Mode", "Power_Line", "Low_Frequency_Lines", "1080Lines")
-    freq_range: tuple = (150.0, 350.0)
+    enabled: bool = True               # plant this scenario
+    fraction: float = 0.04             # share of all glitches given to it (0 to 1)
+    labels: tuple = ("Violin_Mode", "Power_Line", "Low_Frequency_Lines", "1080Lines") # labels picked at random, 3 or more
+    freq_range: tuple = (150.0, 350.0) # (low, high) frequency of the line (Hz)
 
 # %% ../nbs/05d_config.ipynb #ff12772e
 @dataclass
 class PhysicalSplitConfig(YamlConfig):
     "The control: one shape at well-separated `frequencies`, labelled consistently by frequency with `labels`."
-    enabled: bool = True
-    fraction: float = 0.04
-    frequencies: tuple = (60.0, 500.0)
-    labels: tuple = ("Power_Line", "Violin_Mode")
+    enabled: bool = True                          # plant this scenario
+    fraction: float = 0.04                        # share of all glitches given to it (0 to 1)
+    frequencies: tuple = (60.0, 500.0)            # ringing frequencies (Hz), a factor 2 or more apart
+    labels: tuple = ("Power_Line", "Violin_Mode") # the label of each frequency
 
 # %% ../nbs/05d_config.ipynb #063b689c
 @dataclass
 class OverCompressConfig(YamlConfig):
     "A continuum from a compact blip to a broad smeared pulse, labelled `label` with `label_probability` at every c."
-    enabled: bool = True
-    fraction: float = 0.05
-    label: str = "Blip"
-    label_probability: float = 0.8
-    other_labels: tuple = ("Koi_Fish", "Tomte", "Scratchy", "Low_Frequency_Burst")
+    enabled: bool = True           # plant this scenario
+    fraction: float = 0.05         # share of all glitches given to it (0 to 1)
+    label: str = "Blip"            # the label most of the continuum gets
+    label_probability: float = 0.8 # chance that a glitch gets `label`
+    other_labels: tuple = ("Koi_Fish", "Tomte", "Scratchy", "Low_Frequency_Burst") # labels drawn uniformly otherwise
 
 # %% ../nbs/05d_config.ipynb #b82b53b2
 @dataclass
 class DriftConfig(YamlConfig):
     "A 1-D manifold across frequency: segment k of s in [0, 1] is labelled `segment_labels[k]`, wrong with `disagreement[k]`."
-    enabled: bool = True
-    fraction: float = 0.04
-    segment_labels: tuple = ("Tomte", "Blip", "Whistle")
-    disagreement: tuple = (0.1, 0.3, 0.5)
-    freq_range: tuple = (30.0, 800.0)
+    enabled: bool = True                                 # plant this scenario
+    fraction: float = 0.04                               # share of all glitches given to it (0 to 1)
+    segment_labels: tuple = ("Tomte", "Blip", "Whistle") # label of each equal segment of s, low to high frequency
+    disagreement: tuple = (0.1, 0.3, 0.5)                # chance, per segment, that a neighbouring segment's label is given
+    freq_range: tuple = (30.0, 800.0)                    # (low, high) centre frequency (Hz) at s = 0 and s = 1
 
 # %% ../nbs/05d_config.ipynb #17b254e0
 @dataclass
 class LabelNoiseConfig(YamlConfig):
     "A fraction `rate` of the remaining glitches get a wrong label drawn uniformly from the other classes."
-    enabled: bool = True
-    rate: float = 0.05
+    enabled: bool = True # give some ordinary glitches a wrong label
+    rate: float = 0.05   # share of the ordinary glitches mislabelled (0 to 1)
 
 # %% ../nbs/05d_config.ipynb #472e7594
 @dataclass
 class NovelConfig(YamlConfig):
     "A morphology outside the taxonomy (`kinds`: tone_comb, double_chirp), filed as `label`."
-    enabled: bool = True
-    fraction: float = 0.03
-    label: str = "None_of_the_Above"
-    kinds: tuple = ("tone_comb", "double_chirp")
+    enabled: bool = True                         # plant this scenario
+    fraction: float = 0.03                       # share of all glitches given to it (0 to 1)
+    label: str = "None_of_the_Above"             # the label the novel glitches are filed under
+    kinds: tuple = ("tone_comb", "double_chirp") # novel families to draw from: 'tone_comb', 'double_chirp'
 
 # %% ../nbs/05d_config.ipynb #c64d67e1
 SCENARIOS: tuple[str, ...] = ("none", "over_split", "over_compress", "drift", "physical_split", "novel")
@@ -103,29 +103,30 @@ SCENARIO_FAMILY = {"over_split": "line_burst", "physical_split": "ringing_line",
 @dataclass
 class SimulationConfig(YamlConfig):
     "Every knob of the simulator (see configs/simulate/default.yaml for the documented defaults)."
-    n_glitches: int = 2000
-    balance: str = "gravityspy"
-    seed: int = 0
-    classes: tuple = CLASSES_V1
-    class_counts: dict | None = None
-    scenarios: bool = True
-    sample_rate: int = SAMPLE_RATE
-    segment_duration: float = SEGMENT_DURATION
-    split: tuple = (0.70, 0.15, 0.15)
-    runs: dict = field(default_factory=lambda: {"o3": 0.7, "design": 0.3})
-    h1_fraction: dict = field(default_factory=lambda: dict(DEFAULT_H1_FRACTION))
-    snr: dict = field(default_factory=dict)
-    snr_slope: float = 2.0
-    batch_size: int = 32
-    workers: int = 1
-    over_split: OverSplitConfig = field(default_factory=OverSplitConfig)
-    physical_split: PhysicalSplitConfig = field(default_factory=PhysicalSplitConfig)
-    over_compress: OverCompressConfig = field(default_factory=OverCompressConfig)
-    drift: DriftConfig = field(default_factory=DriftConfig)
-    label_noise: LabelNoiseConfig = field(default_factory=LabelNoiseConfig)
-    novel: NovelConfig = field(default_factory=NovelConfig)
+    n_glitches: int = 2000                                  # glitches in the data set
+    balance: str = "gravityspy"                             # class proportions: 'gravityspy' (the v1 counts) or 'uniform'
+    seed: int = 0                                           # random seed: the same seed gives the same data set
+    classes: tuple = CLASSES_V1                             # classes of the ordinary glitches
+    class_counts: dict | None = None                        # relative weight of each class, instead of `balance`
+    scenarios: bool = True                                  # plant the taxonomy failures and the label noise
+    sample_rate: int = SAMPLE_RATE                          # strain sample rate (Hz)
+    segment_duration: float = SEGMENT_DURATION              # length of each strain segment (s)
+    split: tuple = (0.70, 0.15, 0.15)                       # (train, validation, test) fractions, summing to 1
+    runs: dict = field(default_factory=lambda: {"o3": 0.7, "design": 0.3}) # weight of each observing run's noise curves: 'o3', 'design'
+    h1_fraction: dict = field(default_factory=lambda: dict(DEFAULT_H1_FRACTION)) # share of a class seen in H1 (classes not listed: 0.5)
+    snr: dict = field(default_factory=dict)                 # (min, max) optimal SNR per generator, replacing `DEFAULT_SNR`'s
+    snr_slope: float = 2.0                                  # power-law index: p(SNR) ~ SNR^-snr_slope
+    batch_size: int = 32                                    # glitches per omega-scan batch
+    workers: int = 1                                        # worker processes (results do not depend on it)
+    over_split: OverSplitConfig = field(default_factory=OverSplitConfig) # one line-burst shape given several labels
+    physical_split: PhysicalSplitConfig = field(default_factory=PhysicalSplitConfig) # the control: a ringing line labelled by frequency
+    over_compress: OverCompressConfig = field(default_factory=OverCompressConfig) # a blip-to-smear continuum under one label
+    drift: DriftConfig = field(default_factory=DriftConfig) # a frequency manifold whose label drifts
+    label_noise: LabelNoiseConfig = field(default_factory=LabelNoiseConfig) # random wrong labels
+    novel: NovelConfig = field(default_factory=NovelConfig) # glitches outside the taxonomy
 
-    def snr_range(self, family: str) -> tuple[float, float]:
+    def snr_range(self, family: str, # generator name
+                 ) -> tuple[float, float]:
         "The (min, max) SNR of `family`: the config's override or the default."
         return tuple(self.snr.get(family, DEFAULT_SNR[family]))
 
@@ -134,7 +135,8 @@ class SimulationConfig(YamlConfig):
         return check_simulation_config(self)
 
 # %% ../nbs/05d_config.ipynb #a5e2bd5c
-def check_simulation_config(config: SimulationConfig) -> SimulationConfig:
+def check_simulation_config(config: SimulationConfig, # the settings to check
+                           ) -> SimulationConfig:
     "Check every field of a simulation config; raise ValueError naming the first bad one. Returns the config."
     def fail(name, msg): raise ValueError(f"{name}: {msg}")
     def rate(name, v):

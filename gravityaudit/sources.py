@@ -33,7 +33,9 @@ def _require_source(data) -> Path:
 # %% ../nbs/03b_sources.ipynb #57675b7b
 class H5GroupStore:
     "Read the views of glitch i from the nested groups `label/sample_type/gravityspy_id/<view>` of an HDF5 file."
-    def __init__(self, path, group_paths):
+    def __init__(self, path, # the HDF5 file
+                       group_paths, # group path `label/sample_type/gravityspy_id` of each glitch, in table order
+                ):
         self.path, self.group_paths = str(path), list(group_paths)
         self._file, self._pid = None, None
 
@@ -54,7 +56,8 @@ class H5GroupStore:
 # %% ../nbs/03b_sources.ipynb #1bfb9e75
 class PackedStore:
     "Read the views of glitch i from a packed `(N, 4, 140, 170)` float32 `.npy` cache, with one read-only handle per process."
-    def __init__(self, path):
+    def __init__(self, path, # the packed (N, 4, 140, 170) float32 `.npy` cache
+                ):
         self.path = str(path)
         with open(self.path, "rb") as f:
             version = np.lib.format.read_magic(f)
@@ -96,14 +99,18 @@ class PackedStore:
     def __getstate__(self): return {**self.__dict__, "_fd": None, "_pid": None}
 
 # %% ../nbs/03b_sources.ipynb #2bce8778
-def h5_group_index(path) -> dict[str, list[str]]:
+def h5_group_index(path, # the HDF5 file
+                  ) -> dict[str, list[str]]:
     "Map every gravityspy_id in an HDF5 file to its group path(s) `label/sample_type/gravityspy_id`."
     index: dict[str, list[str]] = {}
     with h5py.File(_require_source(path), "r") as f:
         for label, sample_type, gid in iter_glitch_paths(f): index.setdefault(gid, []).append(f"{label}/{sample_type}/{gid}")
     return index
 
-def h5_glitch_table(path, metadata=None, classes=ALL_CLASSES) -> tuple[pd.DataFrame, list[str]]:
+def h5_glitch_table(path, # the HDF5 file
+                    metadata=None, # metadata CSV path or glitch table (None: built from the file's groups)
+                    classes=ALL_CLASSES, # known class names (None: accept any label)
+                   ) -> tuple[pd.DataFrame, list[str]]:
     "The checked glitch table of an HDF5 file (from `metadata` or, without one, its groups) and each row's group path."
     index = h5_group_index(path)
     if metadata is None:
@@ -123,7 +130,9 @@ def h5_glitch_table(path, metadata=None, classes=ALL_CLASSES) -> tuple[pd.DataFr
         warnings.warn(f"{path}: {len(index) - len(table)} glitch group(s) have no metadata row and are ignored")
     return table, paths
 
-def check_h5_shapes(path, group_paths) -> None:
+def check_h5_shapes(path, # the HDF5 file
+                    group_paths, # group paths of the glitches to check
+                   ) -> None:
     "Check that every view of every glitch exists with an accepted shape, without reading the pixels."
     accepted = {(1, *IMAGE_SHAPE), IMAGE_SHAPE, (*IMAGE_SHAPE, 1)}
     with h5py.File(path, "r") as f:
@@ -143,7 +152,8 @@ PNG_CROP = (slice(66, 532), slice(105, 671))
 "Rows and columns of the figure that hold the spectrogram (Gravity Spy's own crop)."
 
 def png_to_view(png, # a path, the PNG's bytes or an open file
-                where: str = "") -> np.ndarray:
+                where: str = "", # what the PNG is, named in error messages (default: `png`)
+               ) -> np.ndarray:
     "Crop a Gravity Spy PNG figure (path, bytes or file) to its spectrogram, as a float32 (140, 170) gray view in [0, 1]."
     from PIL import Image
     source = io.BytesIO(png) if isinstance(png, (bytes, bytearray)) else png
@@ -169,7 +179,10 @@ def _list_png_members(data: Path) -> list[str]:
     if data.is_dir(): return sorted(str(p.relative_to(data)) for p in data.rglob("*.png"))
     with tarfile.open(data, "r:*") as tar: return [m.name for m in tar if m.isfile() and m.name.endswith(".png")]
 
-def png_glitch_table(data, metadata=None, classes=ALL_CLASSES) -> tuple[pd.DataFrame, list[list[str]]]:
+def png_glitch_table(data, # a PNG folder or tarball
+                     metadata=None, # metadata CSV path or glitch table (None: built from the PNG paths)
+                     classes=ALL_CLASSES, # known class names (None: accept any label)
+                    ) -> tuple[pd.DataFrame, list[list[str]]]:
     "The glitch table of a PNG folder or tarball and, per row, the member names of its four views in `DURATIONS` order."
     data = _require_source(data)
     found: dict[str, dict] = {}
@@ -196,7 +209,9 @@ def png_glitch_table(data, metadata=None, classes=ALL_CLASSES) -> tuple[pd.DataF
 
 class PNGFolderStore:
     "Read the views of glitch i from the PNG files of a folder (used when the cache is off)."
-    def __init__(self, folder, members):
+    def __init__(self, folder, # the PNG folder
+                       members, # per glitch, the paths of its four PNGs (relative to `folder`) in `DURATIONS` order
+                ):
         self.folder, self.members = Path(folder), members
 
     def __len__(self): return len(self.members)
@@ -209,12 +224,15 @@ class PNGFolderStore:
 CACHE_VERSION = 1
 "Bumped when the packed cache format changes; older caches are rebuilt."
 
-def table_hash(table: pd.DataFrame) -> str:
+def table_hash(table: pd.DataFrame, # glitch table with gravityspy_id, label and sample_type columns
+              ) -> str:
     "A hash of the glitch table's ids, labels and sample types, in row order."
     text = "\n".join(f"{g},{l},{s}" for g, l, s in zip(table.gravityspy_id, table.label, table.sample_type))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-def source_fingerprint(data, table: pd.DataFrame) -> dict:
+def source_fingerprint(data, # the data set: HDF5 file, PNG folder or tarball
+                       table: pd.DataFrame, # its glitch table
+                      ) -> dict:
     "What a packed cache of `data` depends on: path, size, modification time, table hash, format version."
     data = Path(data).resolve(); stat = data.stat()
     if data.is_dir():   # a PNG folder: the newest file and the file count stand for the content
@@ -223,7 +241,8 @@ def source_fingerprint(data, table: pd.DataFrame) -> dict:
     else: size, mtime = stat.st_size, stat.st_mtime_ns
     return dict(source=str(data), size=size, mtime_ns=mtime, table=table_hash(table), n=len(table), version=CACHE_VERSION)
 
-def default_cache_dir(data) -> Path:
+def default_cache_dir(data, # the data set: HDF5 file, PNG folder or tarball
+                     ) -> Path:
     "Where the packed cache of `data` goes: `<data>.packed/` beside it if writable, else a user cache directory."
     data = Path(data).resolve()
     if os.access(data.parent, os.W_OK): return data.parent / f"{data.name}.packed"
@@ -235,7 +254,10 @@ def _cache_files(cache_dir: Path, table: pd.DataFrame) -> tuple[Path, Path]:
     key = table_hash(table)
     return cache_dir / f"views-{key}.npy", cache_dir / f"views-{key}.json"
 
-def cache_is_valid(array_path: Path, json_path: Path, fingerprint: dict) -> bool:
+def cache_is_valid(array_path: Path, # the cached `.npy` array
+                   json_path: Path, # the fingerprint JSON beside it
+                   fingerprint: dict, # what the cache must have been built from (see `source_fingerprint`)
+                  ) -> bool:
     "True if the cache files exist and were built from the source described by `fingerprint`."
     if not (array_path.is_file() and json_path.is_file()): return False
     try: saved = json.loads(json_path.read_text())
@@ -243,7 +265,9 @@ def cache_is_valid(array_path: Path, json_path: Path, fingerprint: dict) -> bool
     return saved.get("fingerprint") == fingerprint and saved.get("array_size") == array_path.stat().st_size
 
 # %% ../nbs/03b_sources.ipynb #0382e58b
-def checked_views(store, table: pd.DataFrame):
+def checked_views(store, # a glitch store: `read(i)` gives the (4, 140, 170) views of glitch i
+                  table: pd.DataFrame, # its glitch table, for the gravityspy_id in error messages
+                 ):
     "Yield the (4, 140, 170) views of every glitch of `store`, raising ValueError naming the gravityspy_id on a bad one."
     for i, gid in enumerate(table.gravityspy_id):
         try: views = store.read(i)
@@ -251,11 +275,19 @@ def checked_views(store, table: pd.DataFrame):
         if not np.isfinite(views).all(): raise ValueError(f"gravityspy_id {gid!r}: image contains NaN or Inf values")
         yield views
 
-def check_all_views(store, table: pd.DataFrame) -> None:
+def check_all_views(store, # a glitch store: `read(i)` gives the (4, 140, 170) views of glitch i
+                    table: pd.DataFrame, # its glitch table, for the gravityspy_id in error messages
+                   ) -> None:
     "Read every view once and raise on the first bad one (what `cache=False` does at setup, so workers never meet it)."
     for _ in checked_views(store, table): pass
 
-def build_packed_cache(store, table: pd.DataFrame, array_path, json_path, fingerprint: dict, progress: bool = False) -> Path:
+def build_packed_cache(store, # a glitch store: `read(i)` per glitch, or `fill(out)` for all at once (a tarball)
+                       table: pd.DataFrame, # its glitch table, row i = glitch i
+                       array_path, # the `.npy` file to write
+                       json_path, # the fingerprint JSON to write beside it
+                       fingerprint: dict, # `source_fingerprint` of the source, saved in the JSON
+                       progress: bool = False, # whether to print a progress line every 1000 glitches
+                      ) -> Path:
     "Copy every glitch of `store` into a packed (N, 4, 140, 170) float32 array, checking each view; write atomically."
     array_path, json_path = Path(array_path), Path(json_path)
     n, t0 = len(table), time.time()
@@ -275,7 +307,12 @@ def build_packed_cache(store, table: pd.DataFrame, array_path, json_path, finger
                                        built=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())), indent=1))
     return array_path
 
-def packed_cache(data, store, table: pd.DataFrame, cache_dir=None, progress: bool = False) -> PackedStore:
+def packed_cache(data, # the data set: HDF5 file, PNG folder or tarball
+                 store, # a store over `data`, read only if the cache must be (re)built
+                 table: pd.DataFrame, # its glitch table
+                 cache_dir=None, # folder of the cache (None: `default_cache_dir(data)`)
+                 progress: bool = False, # whether to print progress while building
+                ) -> PackedStore:
     "A `PackedStore` over the packed cache of `data`, built (or rebuilt, if the source changed) when needed."
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(data)
     array_path, json_path = _cache_files(cache_dir, table)
@@ -287,7 +324,10 @@ def packed_cache(data, store, table: pd.DataFrame, cache_dir=None, progress: boo
 # %% ../nbs/03b_sources.ipynb #a4b8ce12
 class TarPNGPass:
     "The PNGs of a tarball, decoded in one streaming pass straight into the packed cache (`fill`)."
-    def __init__(self, data, members): self.data, self.members = Path(data), members
+    def __init__(self, data, # the PNG tarball
+                       members, # per glitch, the member names of its four PNGs in `DURATIONS` order
+                ):
+        self.data, self.members = Path(data), members
 
     def __len__(self): return len(self.members)
 
@@ -300,14 +340,19 @@ class TarPNGPass:
                     i, v = where[member.name]
                     out[i, v] = png_to_view(tar.extractfile(member).read(), f"{self.data}:{member.name}")
 
-def reuse_packed_cache(data, metadata, cache_dir=None, classes=ALL_CLASSES):
+def reuse_packed_cache(data, # the data set: HDF5 file, PNG folder or tarball
+                       metadata, # metadata CSV path or glitch table
+                       cache_dir=None, # folder of the cache (None: `default_cache_dir(data)`)
+                       classes=ALL_CLASSES, # known class names (None: accept any label)
+                      ):
     "(table, PackedStore) if a valid packed cache of `data` with this metadata exists, else None: no walk through the source."
     table = check_metadata(metadata, str(data), classes) if isinstance(metadata, pd.DataFrame) else read_metadata(metadata, classes)
     array_path, json_path = _cache_files(Path(cache_dir) if cache_dir is not None else default_cache_dir(data), table)
     if cache_is_valid(array_path, json_path, source_fingerprint(data, table)): return table, PackedStore(array_path)
     return None
 
-def is_png_source(data) -> bool:
+def is_png_source(data, # path of a data set
+                 ) -> bool:
     "True if `data` is a folder or tarball of PNGs rather than an HDF5 file."
     data = Path(data)
     return data.is_dir() or data.name.endswith((".tar.gz", ".tgz", ".tar"))
@@ -315,7 +360,9 @@ def is_png_source(data) -> bool:
 def open_glitch_source(data, # HDF5 file, PNG folder or tarball
                        metadata=None, # metadata CSV or table; None: the CSV beside `data`, else the groups / PNG names
                        cache=True, # True: packed cache beside the data; False: read the source; a path: the cache folder
-                       classes=ALL_CLASSES, progress: bool = False):
+                       classes=ALL_CLASSES, # known class names (None: accept any label)
+                       progress: bool = False, # whether to print progress while building the packed cache
+                      ):
     "The checked glitch table and a store for `data` (HDF5 file, PNG folder or tarball); `cache` True, False or a directory."
     data = _require_source(data)
     if metadata is None: metadata = find_metadata(data)
@@ -340,7 +387,9 @@ def open_glitch_source(data, # HDF5 file, PNG folder or tarball
     return table, packed_cache(data, source, table, cache_dir, progress)
 
 # %% ../nbs/03b_sources.ipynb #ba22dfd9
-def describe(data, metadata=None) -> str:
+def describe(data, # the data set: HDF5 file, PNG folder or tarball
+             metadata=None, # metadata CSV (None: the one beside `data`, else the groups / PNG names)
+            ) -> str:
     "A text summary of a data set: glitches, classes with counts per split, views and shape, metadata columns, HDF5 attrs."
     data = _require_source(data)
     if metadata is None: metadata = find_metadata(data)
@@ -363,7 +412,8 @@ def describe(data, metadata=None) -> str:
     return "\n".join(lines)
 
 # %% ../nbs/03b_sources.ipynb #77d408f7
-def info_command(argv: list[str] | None = None) -> int:
+def info_command(argv: list[str] | None = None, # command-line arguments after `gravityaudit info`
+                ) -> int:
     "`gravityaudit info DATA [--metadata CSV]`: print a summary of a data set."
     parser = argparse.ArgumentParser(prog="gravityaudit info", description="Summarise a Gravity Spy-layout data set.")
     parser.add_argument("data", help="HDF5 file, PNG folder or .tar.gz")

@@ -36,7 +36,8 @@ SAMPLE_TYPES: tuple[str, ...] = ("train", "validation", "test")
 IFOS: tuple[str, ...] = ("H1", "L1")
 "The two LIGO detectors: Hanford and Livingston."
 
-def view_name(duration: float) -> str:
+def view_name(duration: float, # length of the view (s), one of `DURATIONS`
+             ) -> str:
     "The HDF5 dataset name of the view of `duration` seconds, e.g. `'0.5.png'`."
     duration = float(duration)
     if duration not in DURATIONS: raise ValueError(f"unknown duration {duration!r}; known durations: {DURATIONS}")
@@ -51,19 +52,25 @@ class UnknownClassError(KeyError):
     def __str__(self): return self.args[0] if self.args else ""
 
 # %% ../nbs/00_taxonomy.ipynb #84ca3179
-def check_class(name: str, classes: tuple[str, ...] = ALL_CLASSES) -> str:
+def check_class(name: str, # class name to check
+                classes: tuple[str, ...] = ALL_CLASSES, # the class names accepted
+               ) -> str:
     "Return `name` if it is a known class, otherwise raise `UnknownClassError` listing the known ones."
     if name not in classes:
         raise UnknownClassError(f"unknown glitch class {name!r}; known classes: {', '.join(classes)}")
     return name
 
 # %% ../nbs/00_taxonomy.ipynb #4bed91f5
-def class_to_index(name: str, classes: tuple[str, ...] = CLASSES_V1) -> int:
+def class_to_index(name: str, # class name
+                   classes: tuple[str, ...] = CLASSES_V1, # class names in index order
+                  ) -> int:
     "Index of class `name` in `classes` (the v1 order by default)."
     return classes.index(check_class(name, classes))
 
 # %% ../nbs/00_taxonomy.ipynb #f5e90cf0
-def index_to_class(index: int, classes: tuple[str, ...] = CLASSES_V1) -> str:
+def index_to_class(index: int, # position in `classes`, from 0
+                   classes: tuple[str, ...] = CLASSES_V1, # class names in index order
+                  ) -> str:
     "Class name at `index` in `classes` (the v1 order by default)."
     if not 0 <= int(index) < len(classes):
         raise IndexError(f"class index {index} out of range 0..{len(classes) - 1}")

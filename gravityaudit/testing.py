@@ -17,7 +17,11 @@ LINE_CLASSES = ("Violin_Mode", "Power_Line", "Low_Frequency_Lines", "1080Lines")
 CLEAN_CLASSES = ("Koi_Fish", "Whistle", "Scattered_Light", "Chirp", "Helix", "Tomte")
 
 # %% ../nbs/18_testing.ipynb #24ee232f
-def synthetic_taxonomy(n_per_family: int = 120, dim: int = 32, noise_rate: float = 0.05, seed: int = 0):
+def synthetic_taxonomy(n_per_family: int = 120, # glitches per family (drift, continuum: twice as many; novel: a quarter, at least 8)
+                       dim: int = 32, # length of each embedding vector
+                       noise_rate: float = 0.05, # fraction of clean-family glitches relabelled at random as another clean class
+                       seed: int = 0, # random seed
+                      ):
     "Embedding vectors and a metadata table with every taxonomy failure planted (for tests and benchmarks)."
     rng = np.random.default_rng(seed)
     vecs, rows = [], []
@@ -66,13 +70,19 @@ def synthetic_taxonomy(n_per_family: int = 120, dim: int = 32, noise_rate: float
     return np.asarray(vecs, dtype=np.float32)[order], meta
 
 # %% ../nbs/18_testing.ipynb #ace7127b
-def frequency_row(frequency, rows: int = 140, f_lo: float = 10.0, f_hi: float = 2048.0):
+def frequency_row(frequency, # frequency in Hz (scalar or array); clipped to [f_lo, f_hi]
+                  rows: int = 140, # image height in pixels
+                  f_lo: float = 10.0, # frequency of the bottom row (Hz)
+                  f_hi: float = 2048.0, # frequency of the top row (Hz)
+                 ):
     "Image row (0 = highest frequency) of `frequency` on the log-spaced Gravity Spy grid."
     x = np.log(np.clip(frequency, f_lo, f_hi) / f_lo) / np.log(f_hi / f_lo)
     return np.round((1 - x) * (rows - 1)).astype(int)
 
 # %% ../nbs/18_testing.ipynb #03dcbf78
-def synthetic_images(meta: pd.DataFrame, seed: int = 0) -> np.ndarray:
+def synthetic_images(meta: pd.DataFrame, # the metadata table of `synthetic_taxonomy` (peak_frequency, true_family, ...)
+                     seed: int = 0, # random seed
+                    ) -> np.ndarray:
     "Toy (n, 140, 170) spectrograms in image orientation for `synthetic_taxonomy` metadata."
     rng = np.random.default_rng(seed)
     rows, cols = np.arange(140)[:, None], np.arange(170)[None, :]
@@ -98,7 +108,11 @@ def synthetic_images(meta: pd.DataFrame, seed: int = 0) -> np.ndarray:
     return out
 
 # %% ../nbs/18_testing.ipynb #7b89bb3b
-def write_synthetic_set(directory, n_per_family: int = 60, dim: int = 32, seed: int = 0):
+def write_synthetic_set(directory, # folder to write into (created if needed)
+                        n_per_family: int = 60, # glitches per family (as in `synthetic_taxonomy`)
+                        dim: int = 32, # length of each embedding vector
+                        seed: int = 0, # random seed
+                       ):
     "Write a synthetic taxonomy as `set.h5` (toy images), `metadata.csv` and `embeddings.h5` in `directory`; returns its paths."
     from gravityaudit.layout import GlitchWriter
     d = Path(directory); d.mkdir(parents=True, exist_ok=True)

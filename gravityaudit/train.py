@@ -31,7 +31,8 @@ def list_configs() -> list[str]:
     "Names of the shipped training configs."
     return sorted({p.stem for d in config_dirs() if d.is_dir() for p in d.glob("*.yaml")})
 
-def config_path(name) -> Path:
+def config_path(name, # a config file path, or a shipped config's name such as 'demo'
+               ) -> Path:
     "A config file given as a path or by name ('demo' -> configs/train/demo.yaml)."
     if Path(name).is_file(): return Path(name)
     for d in config_dirs():
@@ -57,8 +58,12 @@ def wandb_offline() -> bool:
     return not os.environ.get("WANDB_API_KEY")
 
 # %% ../nbs/08d_train.ipynb #2a761a6c
-def default_loggers(root, project: str = "gravityaudit", name: Optional[str] = None, wandb: bool = True,
-                    offline: Optional[bool] = None) -> list:
+def default_loggers(root, # folder of the logs (the trainer's default_root_dir)
+                    project: str = "gravityaudit", # W&B project name
+                    name: Optional[str] = None, # W&B run name; None: W&B's generated one
+                    wandb: bool = True, # also log to Weights & Biases
+                    offline: Optional[bool] = None, # W&B offline mode; None: from the environment (`wandb_offline()`)
+                   ) -> list:
     "A CSVLogger (`root/version_N`, new N each run) and, with `wandb`, a WandbLogger saving under `root/wandb`."
     loggers = [CSVLogger(save_dir=str(root), name="")]
     if wandb:
@@ -67,14 +72,16 @@ def default_loggers(root, project: str = "gravityaudit", name: Optional[str] = N
                                    log_model=False, reinit="finish_previous"))
     return loggers
 
-def finish_wandb(loggers) -> None:
+def finish_wandb(loggers, # the trainer's loggers (None: nothing to finish)
+                ) -> None:
     "Finish the W&B runs of these loggers (flushes the offline run file)."
     for logger in loggers or []:
         if isinstance(logger, WandbLogger) and getattr(logger, "_experiment", None) is not None:
             logger._experiment.finish()
 
 # %% ../nbs/08d_train.ipynb #56f9d620
-def default_precision(accelerator: str = "auto") -> str:
+def default_precision(accelerator: str = "auto", # the trainer's accelerator: auto, gpu, cuda, cpu, ...
+                     ) -> str:
     "'bf16-mixed' when training will run on a CUDA GPU that supports it, else '32-true'."
     on_gpu = str(accelerator) in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     return "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
@@ -82,7 +89,10 @@ def default_precision(accelerator: str = "auto") -> str:
 # %% ../nbs/08d_train.ipynb #320514a1
 class GlitchCLI(LightningCLI):
     "LightningCLI for GlitchClassifier + GravitySpyDataModule with the package's callbacks, loggers and defaults."
-    def __init__(self, args=None, run: bool = True, **kwargs):
+    def __init__(self, args=None, # command-line arguments, subcommand first; None: sys.argv[1:]
+                 run: bool = True, # run the subcommand; False: only build the model, data module and trainer
+                 **kwargs, # other LightningCLI keywords
+                ):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("seed_everything_default", 42)
         super().__init__(GlitchClassifier, GravitySpyDataModule, args=args, run=run, auto_configure_optimizers=False, **kwargs)
@@ -135,7 +145,9 @@ def end_distributed() -> None:
     "Tear down the torch.distributed process group a DDP run left behind, so the process exits cleanly (gloo aborts otherwise, now and then)."
     if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
-def run_cli(subcommand: str, argv: list[str] | None = None) -> int:
+def run_cli(subcommand: str, # 'fit', 'validate', 'test' or 'predict'
+            argv: list[str] | None = None, # the arguments after the subcommand; None: sys.argv[1:]
+           ) -> int:
     "Run one LightningCLI subcommand ('fit', 'validate', 'test', 'predict'); after a fit, link <root>/best.ckpt and last.ckpt."
     argv = sys.argv[1:] if argv is None else list(argv)
     cli = GlitchCLI(args=[subcommand, *_resolve_config_args(argv)])
@@ -146,14 +158,17 @@ def run_cli(subcommand: str, argv: list[str] | None = None) -> int:
         end_distributed()
     return 0
 
-def fit_command(argv: list[str] | None = None) -> int:
+def fit_command(argv: list[str] | None = None, # the arguments after `fit`; None: sys.argv[1:]
+               ) -> int:
     "`gravityaudit fit --config configs/train/NAME.yaml [--section.key value ...]`: train a classifier."
     return run_cli("fit", argv)
 
-def validate_command(argv: list[str] | None = None) -> int:
+def validate_command(argv: list[str] | None = None, # the arguments after `validate`; None: sys.argv[1:]
+                    ) -> int:
     "`gravityaudit validate --config ... [--ckpt_path best|last|FILE]`: metrics of a trained classifier on the validation split."
     return run_cli("validate", argv)
 
-def test_command(argv: list[str] | None = None) -> int:
+def test_command(argv: list[str] | None = None, # the arguments after `test`; None: sys.argv[1:]
+                ) -> int:
     "`gravityaudit test --config ... [--ckpt_path best|last|FILE]`: metrics of a trained classifier on the test split."
     return run_cli("test", argv)
