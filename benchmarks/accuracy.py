@@ -17,7 +17,8 @@ from pathlib import Path
 
 os.environ.setdefault("WANDB_MODE", "offline"); os.environ.setdefault("WANDB_SILENT", "true"); os.environ.setdefault("MPLBACKEND", "Agg")
 import torch
-from gravityaudit.train import GlitchCLI, fit_command, config_path, _resolve_config_args
+from gravityaudit.train import GlitchCLI, fit_command
+from gravityaudit.shipped_configs import config_path, resolve_config_args
 from gravityaudit.checkpoints import find_checkpoint
 
 SHIPPED = ["demo", "merged_cnn", "resnet18_single_1s", "resnet18_attention", "vit_attention"]
@@ -33,7 +34,7 @@ def train_and_test(name: str, data: Path, root: Path, max_epochs: int | None, ov
     fit_command([*common, *extra])
     seconds = time.perf_counter() - start
     best = find_checkpoint(root, "best")
-    cli = GlitchCLI(args=["test", *_resolve_config_args([*common, "--ckpt_path", str(best)])])
+    cli = GlitchCLI(args=["test", *resolve_config_args([*common, "--ckpt_path", str(best)])])
     metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("test/")}
     run = best.parent.parent
     calibration = json.loads((run / "calibration.json").read_text())["best"] if (run / "calibration.json").is_file() else {}

@@ -107,3 +107,25 @@ def test_hostile_input_is_refused_at_the_door(tmp_path, study, args, culprit):
     lines = [l for l in err.splitlines() if l.startswith("gravityaudit")]
     assert len(lines) == 1 and culprit in lines[0], err[-2000:]
     assert list(out.iterdir()) == [], list(out.iterdir())                       # nothing written, no folder, no temporaries
+
+
+@pytest.mark.parametrize("command", ["info", "scan", "simulate", "fit", "validate", "test", "predict", "classify", "embed",
+                                     "audit", "similar", "report", "pipeline", "download"])
+def test_help_loads_no_pytorch(command, tmp_path):
+    "`gravityaudit <command> --help` prints its page and exits 0 without importing PyTorch (so it answers at once)."
+    code = ("import sys; from gravityaudit.cli import main\n"
+            "try: rc = main([sys.argv[1], '--help'])\nexcept SystemExit as e: rc = e.code\n"
+            "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded', rc, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code, command], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.stderr.strip().splitlines()[-1] == "torch not loaded 0", r.stderr[-2000:]
+    assert "usage" in r.stdout.lower() and command in r.stdout
+
+
+def test_training_help_lists_configs_and_help_all_gives_lightning_page(tmp_path):
+    "The short page names every shipped config; --help-all is LightningCLI's complete page with every model field."
+    from gravityaudit.shipped_configs import list_configs
+    rc, out, err = gravityaudit("fit", "--help", cwd=tmp_path)
+    assert rc == 0 and all(f"  {name} " in out for name in list_configs()), out
+    rc, out, err = gravityaudit("fit", "--help-all", cwd=tmp_path)
+    assert rc == 0 and "--model.architecture" in out and "--trainer.max_epochs" in out, (out[-2000:], err[-2000:])
+    assert "args parameter" not in err
