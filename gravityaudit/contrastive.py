@@ -19,7 +19,10 @@ __all__ = ['SSL_DEFAULTS', 'GlitchEncoder', 'nt_xent', 'ContrastiveEmbedder', 'l
 # %% ../nbs/10a_contrastive.ipynb #14586b0f
 class GlitchEncoder(nn.Module):
     "One shared per-view encoder (default: the `ssl_cnn` of the model registry) over all views of a glitch: `forward` -> (B, V*D), `forward_views` -> (B, V, D)."
-    def __init__(self, n_views: int = 4, encoder: str = "ssl_cnn", **kw):
+    def __init__(self, n_views: int = 4, # number of views V per glitch, all through the one shared encoder
+                 encoder: str = "ssl_cnn", # per-view encoder name for `create_encoder` (`ssl_cnn`, `small_cnn` or a timm model)
+                 **kw, # other keywords of the encoder, e.g. `in_chans`, `width`, `freq_bands`, `patch`
+                ):
         super().__init__()
         self.n_views, self.view = n_views, create_encoder(encoder, **kw)
         self.feature_dim = n_views * self.view.feature_dim
@@ -32,7 +35,10 @@ class GlitchEncoder(nn.Module):
         return self.forward_views(x).flatten(1)
 
 # %% ../nbs/10a_contrastive.ipynb #adc960d1
-def nt_xent(z1, z2, temperature: float = 0.2):
+def nt_xent(z1, # projections (B, D) of the first augmented copy of the batch
+            z2, # projections (B, D) of the second copy; row i is the positive of row i of `z1`
+            temperature: float = 0.2, # temperature dividing the cosine similarities before the softmax
+           ):
     "SimCLR's normalised temperature-scaled cross-entropy between two batches of projections (B, D)."
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     sim = z @ z.T / temperature
@@ -44,12 +50,25 @@ def nt_xent(z1, z2, temperature: float = 0.2):
 # %% ../nbs/10a_contrastive.ipynb #7fc1f10e
 class ContrastiveEmbedder(L.LightningModule):
     "Label-free SimCLR training of a `GlitchEncoder` with physics-safe augmentations; predicts glitch vectors."
-    def __init__(self, n_views: int = 4, in_chans: int = 1, width: int = 16, freq_bands: int = 4, patch: int = 4,
-                 proj_hidden: int = 256, proj_dim: int = 64, temperature: float = 0.2, lr: float = 3e-3, weight_decay: float = 1e-4,
-                 max_shift: int = SSL_AUGMENTATION["max_shift"], gain: float = SSL_AUGMENTATION["gain"],
-                 speckle: float = SSL_AUGMENTATION["speckle"], view_dropout: float = SSL_AUGMENTATION["view_dropout"],
-                 mask_prob: float = SSL_AUGMENTATION["mask_prob"], loudness: float = SSL_AUGMENTATION["loudness"],
-                 freq_shift: int = SSL_AUGMENTATION["freq_shift"], per_view: bool = False):
+    def __init__(self, n_views: int = 4, # number of views V per glitch
+                 in_chans: int = 1, # input channels of each view
+                 width: int = 16, # base channel count c of the `ssl_cnn` encoder (stages of c, 2c and 4c channels)
+                 freq_bands: int = 4, # frequency bands the encoder keeps when pooling over time
+                 patch: int = 4, # kernel size and stride of the encoder's first (patchifying) convolution
+                 proj_hidden: int = 256, # hidden width of the projection head
+                 proj_dim: int = 64, # output size of the projection head, where the NT-Xent loss is computed
+                 temperature: float = 0.2, # NT-Xent temperature
+                 lr: float = 3e-3, # AdamW learning rate
+                 weight_decay: float = 1e-4, # AdamW weight decay
+                 max_shift: int = SSL_AUGMENTATION["max_shift"], # largest time shift, in columns (each view its own)
+                 gain: float = SSL_AUGMENTATION["gain"], # largest per-view gain change, as a fraction
+                 speckle: float = SSL_AUGMENTATION["speckle"], # standard deviation of the multiplicative speckle noise
+                 view_dropout: float = SSL_AUGMENTATION["view_dropout"], # probability that a glitch loses one of its views
+                 mask_prob: float = SSL_AUGMENTATION["mask_prob"], # probability that a view gets a blank time stripe
+                 loudness: float = SSL_AUGMENTATION["loudness"], # range of the log power the glitch is raised to
+                 freq_shift: int = SSL_AUGMENTATION["freq_shift"], # largest frequency shift, in rows (one for all views of a glitch)
+                 per_view: bool = False, # predict one vector per view (B, V, D) instead of the fused (B, V*D)
+                ):
         super().__init__()
         self.save_hyperparameters()
         self.encoder = GlitchEncoder(n_views, in_chans=in_chans, width=width, freq_bands=freq_bands, patch=patch)
@@ -83,7 +102,9 @@ class ContrastiveEmbedder(L.LightningModule):
 SSL_DEFAULTS = dict(width=16, freq_bands=4, patch=4, proj_hidden=256, proj_dim=64, temperature=0.2, lr=3e-3)
 "Architecture and optimiser defaults of the label-free encoder, as `gravityaudit embed` uses them."
 
-def load_views(dm, size=(64, 80)) -> torch.Tensor:
+def load_views(dm, # a data module with `predict_dataloader()` and `metadata`, e.g. from `embed.data_module`
+               size=(64, 80), # (H, W) every view is area-resized to
+              ) -> torch.Tensor:
     "Every glitch's views from `dm.predict_dataloader()`, area-resized to `size`, as float16 (N, V, C, H, W) in index order."
     out = None
     for batch in dm.predict_dataloader():
@@ -97,18 +118,34 @@ def load_views(dm, size=(64, 80)) -> torch.Tensor:
 
 class ViewsDataset(torch.utils.data.Dataset):
     "In-memory views as Dataset items `{'image', 'index'}` (no labels)."
-    def __init__(self, views): self.views = views
+    def __init__(self, views, # (N, V, C, H, W) views of every glitch, e.g. from `load_views`
+                ):
+        self.views = views
     def __len__(self): return len(self.views)
     def __getitem__(self, i): return {"image": self.views[i], "index": torch.tensor(i)}
 
 # %% ../nbs/10a_contrastive.ipynb #6301975c
-def quiet_trainer(accelerator="auto", devices="auto", strategy="auto", max_epochs: int = 1, callbacks=()) -> L.Trainer:
+def quiet_trainer(accelerator="auto", # Lightning accelerator: 'auto', 'cpu', 'gpu', ...
+                  devices="auto", # 'auto', a device count or a list of device ids
+                  strategy="auto", # Lightning strategy, e.g. 'auto' or 'ddp'
+                  max_epochs: int = 1, # training epochs (for `fit`)
+                  callbacks=(), # Lightning callbacks to attach
+                 ) -> L.Trainer:
     "A quiet, deterministic Lightning Trainer (no logger, no checkpoints, no progress bar)."
     return L.Trainer(accelerator=accelerator, devices=devices, strategy=strategy, max_epochs=max_epochs,
                      logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                      deterministic=True, callbacks=list(callbacks), num_sanity_val_steps=0)
 
-def ssl_embedder(views, epochs: int, batch_size: int, seed: int, accelerator, devices, strategy, per_view=False, **config):
+def ssl_embedder(views, # (N, V, C, H, W) in-memory views, e.g. from `load_views`
+                 epochs: int, # SSL training epochs (0: the encoder is left untrained)
+                 batch_size: int, # glitches per batch (at most N)
+                 seed: int, # seed of the weights, the shuffling and the augmentations
+                 accelerator, # Lightning accelerator: 'auto', 'cpu', 'gpu', ...
+                 devices, # 'auto', a device count or a list of device ids
+                 strategy, # Lightning strategy, e.g. 'auto' or 'ddp'
+                 per_view=False, # the model predicts one vector per view instead of one per glitch
+                 **config, # other `ContrastiveEmbedder` keywords, e.g. those of `SSL_DEFAULTS`
+                ):
     "Train a `ContrastiveEmbedder` on in-memory `views` (no labels) and return it."
     L.seed_everything(seed, workers=True, verbose=False)
     model = ContrastiveEmbedder(n_views=views.shape[1], in_chans=views.shape[2], per_view=per_view, **config)

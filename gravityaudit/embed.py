@@ -16,7 +16,8 @@ from .checks import check_number
 __all__ = ['parse_encoder', 'data_module', 'embed', 'knn_agreement', 'pixel_pca_vectors', 'embed_parser', 'embed_command']
 
 # %% ../nbs/10c_embed.ipynb #167d7dab
-def parse_encoder(spec: str) -> dict:
+def parse_encoder(spec: str, # encoder string: `ssl`, `checkpoint:PATH` or `timm:NAME[:WEIGHTS]`
+                 ) -> dict:
     "Split an encoder string (`ssl`, `checkpoint:PATH`, `timm:NAME[:WEIGHTS]`) into a dict with its `kind`."
     kind, _, rest = str(spec).partition(":")
     if kind == "ssl" and not rest: return {"kind": "ssl"}
@@ -27,8 +28,14 @@ def parse_encoder(spec: str) -> dict:
     raise ValueError(f"encoder {spec!r}: expected 'ssl', 'checkpoint:PATH' or 'timm:NAME[:WEIGHTS]'")
 
 # %% ../nbs/10c_embed.ipynb #85104875
-def data_module(data, metadata=None, batch_size: int = 64, num_workers: int = 0, image_size=None,
-                durations=DURATIONS, channels: int = 1):
+def data_module(data, # data set: Gravity Spy-layout HDF5 file, PNG folder or tarball
+                metadata=None, # metadata CSV (None: the CSV beside `data`, else the groups / PNG names)
+                batch_size: int = 64, # glitches per batch
+                num_workers: int = 0, # loader worker processes
+                image_size=None, # size to resize each view to: int, 'HxW' or (H, W) (None: the stored 140 x 170)
+                durations=DURATIONS, # durations (s) of the views to use, from `DURATIONS`
+                channels: int = 1, # 1, or 3 (the gray image repeated, for RGB backbones)
+               ):
     "A `GravitySpyDataModule` over `data`, set up for prediction (every glitch, metadata order)."
     from gravityaudit.data import GravitySpyDataModule
     if not Path(data).exists(): raise FileNotFoundError(f"data set {data} not found")
@@ -38,9 +45,21 @@ def data_module(data, metadata=None, batch_size: int = 64, num_workers: int = 0,
     return dm
 
 # %% ../nbs/10c_embed.ipynb #6065fe18
-def embed(data, metadata=None, encoder: str = "ssl", out="embeddings.h5", per_view: bool = False,
-          ssl_epochs: int = 5, image_size=None, batch_size: int = 64, seed: int = 42, num_workers: int = 0,
-          accelerator: str = "auto", devices="auto", strategy: str = "auto", ssl_config: dict | None = None) -> Path:
+def embed(data, # data set to embed: Gravity Spy-layout HDF5 file, PNG folder or tarball
+          metadata=None, # metadata CSV (None: the one found beside `data`)
+          encoder: str = "ssl", # `ssl` (label-free, trained here), `checkpoint:PATH` (a classifier's features) or `timm:NAME[:WEIGHTS]`
+          out="embeddings.h5", # embeddings HDF5 file to write
+          per_view: bool = False, # one vector per view instead of one per glitch (ssl and timm encoders only)
+          ssl_epochs: int = 5, # SSL training epochs (ssl encoder only)
+          image_size=None, # per-view size: int, 'HxW' or (H, W) (None: 64x80 for ssl, 224x224 for timm); a checkpoint uses its own
+          batch_size: int = 64, # glitches per batch
+          seed: int = 42, # seed of torch, of the SSL training and of its augmentations
+          num_workers: int = 0, # loader worker processes
+          accelerator: str = "auto", # Lightning accelerator: 'auto', 'cpu', 'gpu', ...
+          devices="auto", # 'auto', a device count or a list of device ids
+          strategy: str = "auto", # Lightning strategy, e.g. 'auto' or 'ddp'
+          ssl_config: dict | None = None, # overrides of `SSL_DEFAULTS` for the ssl encoder, e.g. {'width': 32}
+         ) -> Path:
     "Embed every glitch of `data` with `encoder` (ssl | checkpoint:PATH | timm:NAME[:WEIGHTS]) into `out`; return its path."
     spec, out, started = parse_encoder(encoder), Path(out), time.time()
     check_number("ssl_epochs", ssl_epochs, minimum=1, integer=True)
@@ -116,7 +135,10 @@ def _predict_and_write(model, loader, dm, out, encoder, config, per_view, data, 
     return write_embeddings(out, ids, vectors, attrs, physical, labels, views)
 
 # %% ../nbs/10c_embed.ipynb #3dc9d71a
-def knn_agreement(vectors, labels, k: int = 5) -> float:
+def knn_agreement(vectors, # (N, D) vectors
+                  labels, # N labels, one per vector
+                  k: int = 5, # neighbours that vote
+                 ) -> float:
     "Fraction of points whose k nearest neighbours (cosine, excluding itself) vote for the point's own label."
     from sklearn.neighbors import NearestNeighbors
     labels = np.asarray(labels)
@@ -127,7 +149,10 @@ def knn_agreement(vectors, labels, k: int = 5) -> float:
     votes = np.apply_along_axis(lambda r: np.bincount(r, minlength=len(codes)).argmax(), 1, inverse[nn_idx[:, 1:]])
     return float((votes == inverse).mean())
 
-def pixel_pca_vectors(views, n_components: int = 64, seed: int = 0) -> np.ndarray:
+def pixel_pca_vectors(views, # (N, V, C, H, W) views, e.g. from `load_views`
+                      n_components: int = 64, # PCA dimensions (at most the number of glitches or of pixels)
+                      seed: int = 0, # random state of the PCA
+                     ) -> np.ndarray:
     "Baseline vectors: PCA of the raw (N, V, C, H, W) pixels, flattened per glitch."
     from sklearn.decomposition import PCA
     X = np.asarray(views, dtype=np.float32).reshape(len(views), -1)
@@ -153,7 +178,8 @@ def embed_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="auto", help="e.g. ddp")
     return p
 
-def embed_command(argv: list[str]) -> int:
+def embed_command(argv: list[str], # command-line arguments after `gravityaudit embed`
+                 ) -> int:
     "`gravityaudit embed ...`: write embeddings.h5; returns the exit status."
     a = embed_parser().parse_args(argv)
     devices = int(a.devices) if str(a.devices).isdigit() else a.devices

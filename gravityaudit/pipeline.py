@@ -19,22 +19,22 @@ __all__ = ['Step', 'PipelineConfig', 'step_dependencies', 'resolve', 'step_argv'
 @dataclass
 class Step(YamlConfig):
     "One pipeline step: a `gravityaudit` subcommand, the files it reads and the outputs that prove it finished."
-    name: str
-    command: list[str]
-    inputs: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
+    name: str # step name: its folder under `out` and its `{name}` placeholder
+    command: list[str] # command words: a `gravityaudit` subcommand, `python ...` or an executable; placeholders allowed
+    inputs: list[str] = field(default_factory=list) # files the step reads; their contents enter its fingerprint
+    outputs: list[str] = field(default_factory=list) # files in the step's folder whose presence proves it finished
     skip_with_data: bool = False   # a step that makes the data (simulate) is dropped when --data is given
 
 # %% ../nbs/15_pipeline.ipynb #697831d0
 @dataclass
 class PipelineConfig(YamlConfig):
     "A study: where it writes, its seed, the data it studies and its steps in order."
-    out: str
-    steps: list[Step]
-    seed: int = 0
-    data: str | None = None
-    metadata: str | None = None
-    vars: dict = field(default_factory=dict)
+    out: str # run folder; each step writes in `out/<step name>`
+    steps: list[Step] # the steps, run in this order
+    seed: int = 0 # value of the `{seed}` placeholder
+    data: str | None = None # value of `{data}`: the data set studied, e.g. '{simulate}/dataset.h5' (`--data` overrides it)
+    metadata: str | None = None # value of `{metadata}`: the metadata CSV of the data (`--metadata` overrides it)
+    vars: dict = field(default_factory=dict) # more placeholders, name -> value (`--set NAME=VALUE` overrides them)
     look: list[str] = field(default_factory=list)   # lines printed at the end: where to look (placeholders allowed)
 
     @classmethod
@@ -54,13 +54,17 @@ class PipelineConfig(YamlConfig):
 # %% ../nbs/15_pipeline.ipynb #07991b02
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
-def step_dependencies(step: Step, step_names) -> list[str]:
+def step_dependencies(step: Step, # the step whose command and inputs are searched
+                      step_names, # names of the pipeline's steps
+                     ) -> list[str]:
     "Names of earlier steps that `step` reads from through `{<step>}` placeholders."
     text = " ".join(step.command + step.inputs)
     return sorted({m for m in _PLACEHOLDER.findall(text) if m in step_names and m != step.name})
 
 # %% ../nbs/15_pipeline.ipynb #20210d4c
-def resolve(text: str, values: dict) -> str:
+def resolve(text: str, # a command word, path or line with `{name}` placeholders
+            values: dict, # placeholder values by name (a value may itself hold placeholders)
+           ) -> str:
     "Fill `{name}` placeholders from `values`; an unknown name is an error that lists the known ones."
     def fill(m):
         if m.group(1) not in values: raise KeyError(f"unknown placeholder {{{m.group(1)}}} in {text!r}; known: {sorted(values)}")
@@ -74,7 +78,8 @@ def resolve(text: str, values: dict) -> str:
 # %% ../nbs/15_pipeline.ipynb #f251ce27
 _CLI = "import sys; from gravityaudit.cli import main; sys.exit(main(sys.argv[1:]))"
 
-def step_argv(command: list[str]) -> list[str]:
+def step_argv(command: list[str], # a step's resolved command words
+             ) -> list[str]:
     "The process argv of a step: `python`/executables run as they are, anything else is a `gravityaudit` subcommand."
     head = command[0]
     if head in ("python", "python3"): return [sys.executable, *command[1:]]
@@ -83,7 +88,8 @@ def step_argv(command: list[str]) -> list[str]:
     return [sys.executable, "-c", _CLI, *command]
 
 # %% ../nbs/15_pipeline.ipynb #d1f5454d
-def default_metadata(data) -> Path:
+def default_metadata(data, # the data set (HDF5 file, PNG folder or tarball) whose folder to search
+                    ) -> Path:
     "The metadata CSV found beside `data` (see `gravityaudit.files.find_metadata`); an error if there is none."
     found = find_metadata(data)
     if found is None: raise FileNotFoundError(f"no metadata CSV beside {data}; pass --metadata PATH")
@@ -212,7 +218,8 @@ class Pipeline:
         print(f"{'total':<15} {'':<9} {sum(t['seconds'] for t in self.timings):>8.1f}")
 
 # %% ../nbs/15_pipeline.ipynb #2d0d6e9b
-def pipeline_command(argv: list[str]) -> int:
+def pipeline_command(argv: list[str], # command-line arguments after `gravityaudit pipeline`
+                    ) -> int:
     "`gravityaudit pipeline --config FILE.yaml [--data H5 --metadata CSV] [--out DIR] [--force]`."
     p = argparse.ArgumentParser(prog="gravityaudit pipeline", description="Run the whole study as resumable steps.")
     p.add_argument("--config", required=True, help="pipeline YAML or the name of a shipped one, e.g. configs/pipeline/demo.yaml or demo")
