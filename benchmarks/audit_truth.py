@@ -6,7 +6,9 @@ For each seed: simulate a set with every scenario on (gravityaudit.simulate), em
 - over_split, over_compress, drift: is there a cluster with the matching failure mode holding >= 50% of the scenario?
 - physical_split: is less than half of it called over_split?
 - label noise: precision and recall of label_issues.csv against `label_is_noise` (targets >= 0.8 and >= 0.6);
-- novel: recall of the novel family among the top 2 x (its size) rows of novel.csv (target >= 0.5).
+- novel: recall of the novel family among the top 2 x (its size) rows of novel.csv (target >= 0.5);
+and, per audit, the number of physical_split and new_class verdicts, and, per set audited with several UMAP seeds,
+the agreement of the verdicts glitch by glitch (gravityaudit.truth.verdict_agreement).
 The baseline, on the same clusters in the same process, is the original study's rule: entropy >= 2 bits ->
 "over-splitting", purity <= 0.5 -> "over-compression" (both may fire), scored the same way.
 Several seeds, one fixed set of thresholds (configs/audit/default.yaml): nothing is tuned per seed.
@@ -48,7 +50,7 @@ def prepare_seed(root: Path, n: int, seed: int, ssl_epochs: int) -> tuple[Path, 
     return d, times
 
 
-def audit_seed(d: Path, config=None, umap_seed: int | None = None) -> tuple[dict, dict, float]:
+def audit_seed(d: Path, config=None, umap_seed: int | None = None):
     "Audit one prepared set (with `umap_seed` as the config's seed when given): the audit's score, the original flags' score, seconds."
     import dataclasses
     from gravityaudit.audit import run_audit
@@ -59,7 +61,7 @@ def audit_seed(d: Path, config=None, umap_seed: int | None = None) -> tuple[dict
     t = time.perf_counter()
     result = run_audit(d / "dataset.h5", d / "embeddings.h5", out, config=cfg, overwrite=True)
     meta = pd.read_csv(d / "metadata.csv", dtype={"gravityspy_id": str})
-    return result.truth, score_baseline(result, meta), time.perf_counter() - t
+    return result.truth, score_baseline(result, meta), time.perf_counter() - t, result
 
 
 def verdict(score: dict) -> dict:
@@ -77,24 +79,39 @@ def main(argv=None):
     p.add_argument("--umap-seeds", type=int, nargs="+", default=None, help="audit each set once per seed (default: the config's seed)")
     args = p.parse_args(argv)
     root = Path(args.keep or tempfile.mkdtemp(prefix="audit_truth_")); root.mkdir(parents=True, exist_ok=True)
-    rows = []
+    from gravityaudit.truth import verdict_agreement
+    rows, agreements, verdict_rows = [], [], []
     for seed in args.seeds:
         d, prepare_times = prepare_seed(root, args.n, seed, args.ssl_epochs)
         n = len(pd.read_csv(d / "metadata.csv", usecols=["gravityspy_id"]))
+        results = []
         for i, umap_seed in enumerate(args.umap_seeds or [None]):
-            score, base, seconds = audit_seed(d, args.config, umap_seed)
+            score, base, seconds, result = audit_seed(d, args.config, umap_seed)
+            results.append(result)
+            modes = result.clusters.failure_mode.value_counts()
+            verdict_rows.append(dict(seed=f"{seed}/umap{umap_seed}", n=n, clusters=len(result.clusters), **{m: int(modes.get(m, 0)) for m in
+                                     ("over_split", "physical_split", "over_compressed", "drift", "new_class", "clean")}))
             times = {**(prepare_times if i == 0 else {}), "audit": seconds}     # simulate and embed once per set
             run = f"{seed}" if umap_seed is None else f"{seed}/umap{umap_seed}"
             print(f"\n== seed {run}: {n} glitches; times " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
             print(json.dumps(score, indent=1, default=str))
             ours, theirs = verdict(score), verdict(base)
             for k in ours: rows.append(dict(seed=run, target=k, audit=ours[k], original_flags=theirs.get(k)))
+        for other, umap_seed in zip(results[1:], (args.umap_seeds or [])[1:]):
+            agreements.append(dict(seed=seed, n=n, umap_seeds=f"{args.umap_seeds[0]} vs {umap_seed}", **verdict_agreement(results[0], other)))
     table = pd.DataFrame(rows)
     print("\nrecovered per target (audit vs the original study's entropy/purity flags on the same clusters):")
     print(table.pivot_table(index="target", columns="seed", values=["audit", "original_flags"], aggfunc="first").to_string())
     counts = table.assign(original_flags=table.original_flags.astype(bool)).groupby("target", sort=False)[["audit", "original_flags"]].sum()
     print(f"\nruns with the target met (of {table.seed.nunique()}):")
     print(counts.to_string())
+    print("\nverdicts per audit (clusters with each verdict):")
+    print(pd.DataFrame(verdict_rows).to_string(index=False))
+    if agreements:
+        agree = pd.DataFrame(agreements)
+        print("\nverdict agreement across UMAP seeds (share of glitches whose cluster gets the same verdict; flagged: among those either audit flags):")
+        print(agree.round(3).to_string(index=False))
+        print(f"mean agreement {agree.agreement.mean():.3f}, among flagged glitches {agree.flagged_agreement.mean():.3f}")
     a, b = table.audit.mean(), table.original_flags.astype(float).mean()
     print(f"\ntargets met: audit {a:.0%}, original flags {b:.0%}; ratio {a / b if b else float('inf'):.2f}")
     return 0

@@ -181,8 +181,9 @@ def build_report(out, # folder of the report: index.html, figures/ and report.js
             cid = int(row["cluster"])
             imgs = sorted((out / "figures/audit").glob(f"*cluster_{cid}_*.png")) + sorted((out / "figures/audit").glob(f"*cluster{cid}_*.png"))
             parts += [f'<div class="flag"><h3>Cluster {cid}: {html.escape(str(row["failure_mode"]))} '
-                      f'(top label {html.escape(str(row["top_label"]))}, n = {int(row["size"])})</h3>',
-                      _table(pd.DataFrame([row]).drop(columns=["cluster"]), 1)]
+                      f'(top label {html.escape(str(row["top_label"]))}, n = {int(row["size"])})</h3>']
+            if isinstance(row.get("reason"), str): parts.append(f"<p>{html.escape(row['reason'])}</p>")      # the verdict in one sentence
+            parts.append(_table(pd.DataFrame([row]).drop(columns=["cluster"]), 1))
             parts += [_figure(p.relative_to(out).as_posix(), p.stem.replace("_", " ")) for p in imgs]
             parts.append("</div>")
         if issues is not None: parts += [f"<h3>Correction table ({len(issues)} label issues, first 50)</h3>", _table(issues, 50)]
