@@ -18,8 +18,14 @@ from .outputs import MANIFEST
 __all__ = ['case_study_run', 'case_inputs', 'pick_case', 'segment_relabelling', 'total_intensity', 'show_figure']
 
 # %% ../nbs/11f_case_studies.ipynb #78a577a0
-def case_study_run(directory="_out/case_run", data=None, embeddings=None, metadata=None, n_per_family: int = 50,
-                   seed: int = 0, config=None) -> Path:
+def case_study_run(directory="_out/case_run", # folder of the run: the synthetic set, `inputs.json` and the audit folder `audit`
+                   data=None, # glitch data set (HDF5); None: write a synthetic set in `directory`
+                   embeddings=None, # embeddings HDF5 of `data`
+                   metadata=None, # metadata CSV of `data` (None: found beside it)
+                   n_per_family: int = 50, # glitches per family of the synthetic set
+                   seed: int = 0, # random seed of the synthetic set
+                   config=None, # audit config, dict or YAML path (None: defaults; synthetic set: n_neighbors 25, selection epsilon 2.0)
+                  ) -> Path:
     "An audit output folder for the case studies, built once in `directory` and reused while it is complete."
     import fcntl
     d = Path(directory)
@@ -39,12 +45,16 @@ def case_study_run(directory="_out/case_run", data=None, embeddings=None, metada
     return out
 
 # %% ../nbs/11f_case_studies.ipynb #491ebd8b
-def case_inputs(out) -> dict:
+def case_inputs(out, # audit folder returned by `case_study_run`
+               ) -> dict:
     "The data, embeddings and metadata paths a case-study run was built from."
     return json.loads((Path(out).parent / "inputs.json").read_text())
 
 # %% ../nbs/11f_case_studies.ipynb #eb5adb28
-def pick_case(clusters: pd.DataFrame, mode: str, cluster: int | None = None) -> pd.Series:
+def pick_case(clusters: pd.DataFrame, # the audit's cluster table
+              mode: str, # failure mode of the cluster to pick
+              cluster: int | None = None, # id of the cluster to study instead; None: pick by `mode`
+             ) -> pd.Series:
     "The cluster row to study: `cluster` if named, else the most ambiguous cluster whose failure mode is `mode`."
     if cluster is not None:
         rows = clusters[clusters.cluster == cluster]
@@ -55,7 +65,9 @@ def pick_case(clusters: pd.DataFrame, mode: str, cluster: int | None = None) -> 
     return rows.iloc[0]
 
 # %% ../nbs/11f_case_studies.ipynb #53debd1a
-def segment_relabelling(members: pd.DataFrame, n_segments: int = 8) -> tuple[pd.DataFrame, pd.DataFrame]:
+def segment_relabelling(members: pd.DataFrame, # one cluster's glitches with gravityspy_id, label and position along the ordering
+                        n_segments: int = 8, # equal-count segments along the ordering
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Per-segment error rates along the ordering, and the relabelling table (glitches whose label differs from their segment's majority)."
     m = members.sort_values("position", kind="stable").reset_index(drop=True)
     m["segment"] = segments_along(m.position.to_numpy(), n_segments)
@@ -71,12 +83,15 @@ def segment_relabelling(members: pd.DataFrame, n_segments: int = 8) -> tuple[pd.
     return pd.DataFrame(rows), pd.DataFrame(fixes, columns=["gravityspy_id", "position", "segment", "given_label", "proposed_label"])
 
 # %% ../nbs/11f_case_studies.ipynb #6456e00e
-def total_intensity(images) -> np.ndarray:
+def total_intensity(images, # images (n, height, width)
+                   ) -> np.ndarray:
     "Total intensity (sum of pixel values) of each image."
     return np.asarray(images, dtype=np.float64).reshape(len(images), -1).sum(1)
 
 # %% ../nbs/11f_case_studies.ipynb #44385ba3
-def show_figure(fig, dpi: int = FIGURE_DPI):
+def show_figure(fig, # matplotlib figure
+                dpi: int = FIGURE_DPI, # resolution in dots per inch
+               ):
     "Display a matplotlib figure in the notebook as a PNG at `dpi` and close it."
     import io
     import matplotlib.pyplot as plt

@@ -13,7 +13,8 @@ __all__ = ['EXACT_KNN_MAX', 'label_stats', 'cuml_available', 'unit_rows', 'mean_
            'default_min_cluster_size', 'fit_clusters', 'label_mix_pvalue', 'merge_label_fragments']
 
 # %% ../nbs/11a_map.ipynb #5005f9e7
-def label_stats(labels) -> dict:
+def label_stats(labels, # given labels of one cluster's glitches
+               ) -> dict:
     "Size, top label, purity, label entropy (bits) and ambiguity = n x (1 - purity) of one cluster's labels."
     counts = pd.Series(np.asarray(labels)).value_counts()
     n = int(counts.sum())
@@ -38,14 +39,16 @@ def _use_cuml(backend: str) -> bool:
     return backend != "cpu" and cuml_available()
 
 # %% ../nbs/11a_map.ipynb #603fd595
-def unit_rows(vectors) -> np.ndarray:
+def unit_rows(vectors, # vectors (n, d), one per row
+             ) -> np.ndarray:
     "Rows scaled to unit length (cosine geometry); zero rows stay zero."
     v = np.asarray(vectors, dtype=np.float32)
     norm = np.linalg.norm(v, axis=1, keepdims=True)
     return v / np.where(norm > 0, norm, 1)
 
 # %% ../nbs/11a_map.ipynb #c61b4f0e
-def mean_direction(unit_vectors) -> np.ndarray:
+def mean_direction(unit_vectors, # unit vectors (n, d), one per row
+                  ) -> np.ndarray:
     "The normalised mean of unit vectors."
     m = np.asarray(unit_vectors, dtype=np.float64).mean(0)
     return m / (np.linalg.norm(m) or 1)
@@ -53,7 +56,11 @@ def mean_direction(unit_vectors) -> np.ndarray:
 # %% ../nbs/11a_map.ipynb #9830d350
 EXACT_KNN_MAX = 30_000   # up to this many glitches the neighbour search is exact (brute force, BLAS); above it approximate (NNDescent)
 
-def neighbour_graph(vectors, n_neighbors: int, metric: str = "cosine", seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+def neighbour_graph(vectors, # embedding vectors (n, d)
+                    n_neighbors: int, # neighbours per point, the point itself included
+                    metric: str = "cosine", # distance metric (exact search for cosine or euclidean up to `EXACT_KNN_MAX` points)
+                    seed: int = 42, # random seed of the approximate (NNDescent) search
+                   ) -> tuple[np.ndarray, np.ndarray]:
     "The k-nearest-neighbour graph (indices, distances; each point first, at distance 0) that UMAP builds its map on."
     vectors = np.asarray(vectors, dtype=np.float32)
     if len(vectors) <= EXACT_KNN_MAX and metric in ("cosine", "euclidean"):
@@ -70,8 +77,16 @@ def neighbour_graph(vectors, n_neighbors: int, metric: str = "cosine", seed: int
     return idx, dist
 
 # %% ../nbs/11a_map.ipynb #2e9f0c8a
-def fit_map(vectors, n_components: int = 10, n_neighbors: int = 30, min_dist: float = 0.1, metric: str = "cosine",
-            seed: int = 42, backend: str = "auto", knn=None, n_epochs: int | None = None):
+def fit_map(vectors, # embedding vectors (n, d)
+            n_components: int = 10, # dimensions of the map
+            n_neighbors: int = 30, # UMAP neighbours per point (at most n - 1)
+            min_dist: float = 0.1, # UMAP minimum distance between mapped points
+            metric: str = "cosine", # distance metric between vectors
+            seed: int = 42, # random seed of UMAP and of the neighbour search
+            backend: str = "auto", # auto (cuML if installed), cpu or cuml
+            knn=None, # neighbour graph (indices, distances) returned by an earlier map of the same vectors; None: build it
+            n_epochs: int | None = None, # UMAP optimisation epochs (None: UMAP's default)
+           ):
     "UMAP coordinates (n, n_components) of `vectors`, seeded; returns (coords, knn) so a second map reuses the graph."
     vectors = np.asarray(vectors, dtype=np.float32)
     n_neighbors = int(min(n_neighbors, len(vectors) - 1))
@@ -92,7 +107,8 @@ def fit_map(vectors, n_components: int = 10, n_neighbors: int = 30, min_dist: fl
     return np.asarray(coords, dtype=np.float32), knn
 
 # %% ../nbs/11a_map.ipynb #100a56de
-def default_min_cluster_size(n: int) -> int:
+def default_min_cluster_size(n: int, # number of glitches
+                            ) -> int:
     "The default HDBSCAN minimum cluster size for `n` glitches: max(15, n // 250)."
     return max(15, n // 250)
 
@@ -105,8 +121,13 @@ def _renumber_by_size(labels: np.ndarray) -> np.ndarray:
     return np.array([mapping.get(int(l), -1) for l in labels], dtype=np.int64)
 
 # %% ../nbs/11a_map.ipynb #90488149
-def fit_clusters(coords, min_cluster_size: int, min_samples: int | None = None, method: str = "eom", backend: str = "auto",
-                 epsilon: float = 0.0):
+def fit_clusters(coords, # map coordinates (n, n_components)
+                 min_cluster_size: int, # HDBSCAN smallest cluster size
+                 min_samples: int | None = None, # HDBSCAN core-point neighbourhood (None: `min_cluster_size`)
+                 method: str = "eom", # HDBSCAN cluster selection method: eom or leaf
+                 backend: str = "auto", # auto (cuML if installed), cpu or cuml
+                 epsilon: float = 0.0, # HDBSCAN cluster selection epsilon: clusters closer than this in the map are joined
+                ):
     "HDBSCAN clusters of a map: (cluster ids renumbered by size with -1 = noise, membership strength, GLOSH score, clusterer)."
     coords = np.asarray(coords, dtype=np.float64)
     if _use_cuml(backend):
@@ -123,7 +144,9 @@ def fit_clusters(coords, min_cluster_size: int, min_samples: int | None = None, 
     return labels, np.asarray(clusterer.probabilities_, dtype=float), np.nan_to_num(outlier, nan=0.0), clusterer
 
 # %% ../nbs/11a_map.ipynb #8e547a59
-def label_mix_pvalue(a, b) -> float:
+def label_mix_pvalue(a, # labels of the first sample
+                     b, # labels of the second sample
+                    ) -> float:
     "G-test p-value that two samples of labels come from one label mix (1.0 when they hold a single label)."
     from scipy.stats import chi2_contingency
     table = pd.crosstab(np.repeat([0, 1], [len(a), len(b)]), np.r_[np.asarray(a).astype(str), np.asarray(b).astype(str)])
@@ -144,8 +167,13 @@ def _merge_candidates(ids, labels, unit_vectors, keys, mixed_purity, neighbours,
             if p >= pvalue: pairs.append((p, keys[i], keys[j]))
     return pairs
 
-def merge_label_fragments(cluster_ids, labels, unit_vectors, mixed_purity: float = 0.75, neighbours: int = 3,
-                          pvalue: float = 0.05) -> tuple[np.ndarray, dict]:
+def merge_label_fragments(cluster_ids, # cluster id of each glitch (n,), -1 = noise
+                          labels, # given label of each glitch (n,)
+                          unit_vectors, # unit-length embedding vectors (n, d)
+                          mixed_purity: float = 0.75, # only clusters whose purity is below this are joined
+                          neighbours: int = 3, # join two clusters only if each is among the other's this many nearest (0: join none)
+                          pvalue: float = 0.05, # G-test p-value at or above which two label mixes count as one
+                         ) -> tuple[np.ndarray, dict]:
     "Join neighbouring mixed clusters whose label mixes a G-test cannot tell apart: (ids renumbered by size, new id -> old ids)."
     ids, labels = np.array(cluster_ids, dtype=np.int64), np.asarray(labels).astype(str)
     groups = {int(k): [int(k)] for k in np.unique(ids[ids >= 0])}

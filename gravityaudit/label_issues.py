@@ -14,7 +14,11 @@ __all__ = ['issue_features', 'neighbour_indices', 'neighbour_support', 'out_of_f
            'nearest_by_cosine', 'novelty_clusters', 'novelty_neighbour_share', 'rank_novel']
 
 # %% ../nbs/11c_label_issues.ipynb #764a354f
-def issue_features(vectors, physical, n_pca: int = 32, seed: int = 0) -> np.ndarray:
+def issue_features(vectors, # embedding vectors (n, d)
+                   physical, # physical coordinates (n, p), p may be 0
+                   n_pca: int = 32, # PCA components kept of the unit embedding vectors
+                   seed: int = 0, # random seed of the PCA
+                  ) -> np.ndarray:
     "The label-issue classifier's inputs: embedding PCA (unit rows) beside the physical coordinates, every column standardised."
     from sklearn.decomposition import PCA
     u = unit_rows(vectors)
@@ -26,7 +30,9 @@ def issue_features(vectors, physical, n_pca: int = 32, seed: int = 0) -> np.ndar
     return ((x - x.mean(0)) / np.where(sd > 0, sd, 1)).astype(np.float64)
 
 # %% ../nbs/11c_label_issues.ipynb #e21cb1e7
-def neighbour_indices(features, k: int = 20) -> np.ndarray:
+def neighbour_indices(features, # features (n, f) from `issue_features`
+                      k: int = 20, # neighbours per glitch
+                     ) -> np.ndarray:
     "Indices (n, min(k, n - 1)) of each glitch's nearest neighbours, euclidean in `features`, itself excluded."
     from sklearn.neighbors import NearestNeighbors
     n = len(features)
@@ -38,7 +44,12 @@ def neighbour_indices(features, k: int = 20) -> np.ndarray:
     return nn[~own].reshape(n, k)
 
 # %% ../nbs/11c_label_issues.ipynb #36d2d207
-def neighbour_support(features, labels, suggested, k: int = 20, neighbours=None) -> np.ndarray:
+def neighbour_support(features, # features (n, f) from `issue_features`
+                      labels, # given label of each glitch (n,)
+                      suggested, # label to look for among each glitch's neighbours (n,)
+                      k: int = 20, # neighbours per glitch, when `neighbours` is None
+                      neighbours=None, # neighbour indices (n, k) from `neighbour_indices`; None: search `features`
+                     ) -> np.ndarray:
     "Share of each glitch's `k` nearest neighbours (`neighbour_indices`, or the given `neighbours`) whose label is its `suggested` label."
     labels, suggested = np.asarray(labels).astype(str), np.asarray(suggested).astype(str)
     nn = neighbour_indices(features, k) if neighbours is None else np.asarray(neighbours)
@@ -46,8 +57,15 @@ def neighbour_support(features, labels, suggested, k: int = 20, neighbours=None)
     return (labels[nn] == suggested[:, None]).mean(1)
 
 # %% ../nbs/11c_label_issues.ipynb #c974e3ca
-def out_of_fold_probabilities(vectors, physical, labels, classifier: str = "logistic", n_pca: int = 32, folds: int = 5, seed: int = 0,
-                              features=None):
+def out_of_fold_probabilities(vectors, # embedding vectors (n, d)
+                              physical, # physical coordinates (n, p), p may be 0
+                              labels, # given label of each glitch (n,)
+                              classifier: str = "logistic", # logistic (regression) or knn (15 neighbours, distance-weighted)
+                              n_pca: int = 32, # PCA components kept of the embedding (as in `issue_features`)
+                              folds: int = 5, # cross-validation folds (at least 2, at most the largest class's size)
+                              seed: int = 0, # random seed of the PCA and of the fold shuffle
+                              features=None, # precomputed `issue_features` (n, f), used instead of `vectors`/`physical`
+                             ):
     "Out-of-fold predicted class probabilities (n, K) and the class names, from embedding + physical coordinates (or given `features`)."
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.preprocessing import StandardScaler
@@ -69,8 +87,18 @@ def out_of_fold_probabilities(vectors, physical, labels, classifier: str = "logi
     return proba, classes
 
 # %% ../nbs/11c_label_issues.ipynb #a2c00bab
-def find_label_issues(ids, labels, proba, classes, clusters=None, modes: dict | None = None, exclude_modes=("over_split",),
-                      support=None, min_support: float = 0.0, given_share=None, max_given_share: float = 1.0) -> pd.DataFrame:
+def find_label_issues(ids, # gravityspy_id of each glitch (n,)
+                      labels, # given label of each glitch (n,)
+                      proba, # out-of-fold class probabilities (n, K)
+                      classes, # sorted class names (K,), the columns of `proba`
+                      clusters=None, # cluster id of each glitch (n,), -1 = noise; None: all noise
+                      modes: dict | None = None, # failure mode of each cluster id; a cluster not in it is clean
+                      exclude_modes=("over_split",), # failure modes whose clusters' glitches are never flagged
+                      support=None, # `neighbour_support` of each glitch's suggested label (n,); None: no support check
+                      min_support: float = 0.0, # least `support` a flagged glitch needs
+                      given_share=None, # `neighbour_support` of each glitch's given label (n,); None: no check
+                      max_given_share: float = 1.0, # most `given_share` a flagged glitch may have
+                     ) -> pd.DataFrame:
     "The correction table: gravityspy_id, given_label, suggested_label, label_quality, cluster, reason (worst first); `support` / `given_share`: `neighbour_support` of the suggested / given labels."
     from cleanlab.filter import find_label_issues as cl_find
     from cleanlab.rank import get_label_quality_scores
@@ -100,7 +128,11 @@ def find_label_issues(ids, labels, proba, classes, clusters=None, modes: dict | 
     return pd.DataFrame(rows, columns=cols).sort_values("label_quality", kind="stable").reset_index(drop=True)
 
 # %% ../nbs/11c_label_issues.ipynb #4492ed50
-def nearest_by_cosine(unit_vectors, query, k: int, exclude=None) -> tuple[np.ndarray, np.ndarray]:
+def nearest_by_cosine(unit_vectors, # unit-length rows (m, d) to search
+                      query, # unit-length query rows (q, d), or one row (d,)
+                      k: int, # nearest rows per query (at most m)
+                      exclude=None, # indices (or mask) of rows of `unit_vectors` never returned; None: none
+                     ) -> tuple[np.ndarray, np.ndarray]:
     "Indices and cosine similarities of the `k` rows of `unit_vectors` most similar to each query row."
     sim = np.atleast_2d(query) @ unit_vectors.T
     if exclude is not None: sim[:, exclude] = -np.inf
@@ -111,7 +143,11 @@ def nearest_by_cosine(unit_vectors, query, k: int, exclude=None) -> tuple[np.nda
     return idx, np.take_along_axis(sim, idx, 1)
 
 # %% ../nbs/11c_label_issues.ipynb #d40e3b0e
-def novelty_clusters(cluster_ids, labels, novelty_labels=("None_of_the_Above",), min_share: float = 0.5) -> list[int]:
+def novelty_clusters(cluster_ids, # cluster id of each glitch (n,), numpy array, -1 = noise
+                     labels, # given label of each glitch (n,)
+                     novelty_labels=("None_of_the_Above",), # labels that mean the glitch fits no class
+                     min_share: float = 0.5, # least share of a cluster's glitches filed under `novelty_labels`
+                    ) -> list[int]:
     "Clusters whose top label is one of `novelty_labels` with at least `min_share` of their glitches."
     labels = np.asarray(labels).astype(str)
     out = []
@@ -121,14 +157,29 @@ def novelty_clusters(cluster_ids, labels, novelty_labels=("None_of_the_Above",),
     return out
 
 # %% ../nbs/11c_label_issues.ipynb #e038c276
-def novelty_neighbour_share(features, labels, novelty_labels=("None_of_the_Above",), k: int = 20, neighbours=None) -> np.ndarray:
+def novelty_neighbour_share(features, # features (n, f) from `issue_features`
+                            labels, # given label of each glitch (n,)
+                            novelty_labels=("None_of_the_Above",), # labels that mean the glitch fits no class
+                            k: int = 20, # neighbours per glitch, when `neighbours` is None
+                            neighbours=None, # neighbour indices (n, k) from `neighbour_indices`; None: search `features`
+                           ) -> np.ndarray:
     "Share of each glitch's `k` nearest neighbours (as in `neighbour_support`) filed under one of `novelty_labels`."
     filed = np.isin(np.asarray(labels).astype(str), list(novelty_labels)).astype(str)
     return neighbour_support(features, filed, np.full(len(filed), "True"), k, neighbours)
 
 # %% ../nbs/11c_label_issues.ipynb #87d643d3
-def rank_novel(ids, labels, unit_vectors, clusters, outlier_score, membership=None, quantile: float = 0.95, n_exemplars: int = 3,
-               novelty_labels=("None_of_the_Above",), group_share=None, min_group_share: float = 0.25) -> pd.DataFrame:
+def rank_novel(ids, # gravityspy_id of each glitch (n,)
+               labels, # given label of each glitch (n,)
+               unit_vectors, # unit-length embedding vectors (n, d)
+               clusters, # cluster id of each glitch (n,), -1 = noise
+               outlier_score, # GLOSH outlier score of each glitch (n,)
+               membership=None, # HDBSCAN membership strength of each glitch (n,), ranks 'none of the above' clusters; None: all 1
+               quantile: float = 0.95, # quantile of `outlier_score` above which a glitch is a GLOSH outlier
+               n_exemplars: int = 3, # nearest labelled exemplars listed per candidate
+               novelty_labels=("None_of_the_Above",), # labels that mean the glitch fits no class
+               group_share=None, # `novelty_neighbour_share` of each glitch (n,); None: no local groups
+               min_group_share: float = 0.25, # least `group_share` of a glitch filed under `novelty_labels` to count as a local group
+              ) -> pd.DataFrame:
     "Novelty candidates (noise, GLOSH outliers, members of 'none of the above' clusters or local groups) ranked, with their nearest labelled exemplars."
     labels = np.asarray(labels).astype(str)
     clusters = np.asarray(clusters)
