@@ -39,7 +39,9 @@ class TaxonomyAudit:
     `AuditConfig` field and overrides the config's value. Both are stored as given; `fit` builds and checks the
     effective config (`config_`) and then runs the stages map, clusters, merge, evidence, physical cut, label issues
     and novelty, each timed in `timings_`."""
-    def __init__(self, config: AuditConfig | dict | str | Path | None = None, **params):
+    def __init__(self, config: AuditConfig | dict | str | Path | None = None, # `AuditConfig`, dict of its fields, YAML path or None
+                 **params, # `AuditConfig` fields, each overriding the config's value
+                ):
         unknown = sorted(set(params) - set(_FIELDS))
         if unknown: raise TypeError(f"TaxonomyAudit: unknown parameter(s) {unknown}; the parameters are config and the AuditConfig fields {', '.join(_FIELDS)}")
         self.config = config
@@ -226,7 +228,11 @@ def _fmt_evidence(r) -> str:
             f"segment disagreement {r.segment_disagreement}")
 
 # %% ../nbs/11d_audit.ipynb #6c3c6b6d
-def write_report(out_dir, result, timings: dict | None = None, truth: dict | None = None) -> Path:
+def write_report(out_dir, # the audit's output folder: report.md goes there, with links to its figures/
+                 result, # an `AuditResult`, a fitted `TaxonomyAudit` or `AuditTables`
+                 timings: dict | None = None, # seconds per stage, for the timings table (None: no table)
+                 truth: dict | None = None, # `score_against_truth` of a simulated set (None: no table)
+                ) -> Path:
     "Write `report.md` in `out_dir` from an audit's tables (an `AuditResult` or a fitted `TaxonomyAudit`), listing the figures in `out_dir`."
     out = Path(out_dir)
     a, clusters, issues, novel = audit_tables(result)
@@ -282,14 +288,14 @@ def write_report(out_dir, result, timings: dict | None = None, truth: dict | Non
 @dataclass(repr=False)
 class AuditResult:
     "What `run_audit` produced: the output folder, its tables, the fitted audit and the timings by stage."
-    out: Path
-    assignments: pd.DataFrame
-    clusters: pd.DataFrame
-    label_issues: pd.DataFrame
-    novel: pd.DataFrame
-    audit: TaxonomyAudit
-    timings: dict = field(default_factory=dict)
-    truth: dict | None = None
+    out: Path # the output folder
+    assignments: pd.DataFrame # one row per glitch: cluster, map position, scores, verdict
+    clusters: pd.DataFrame # one row per cluster: its evidence and verdict
+    label_issues: pd.DataFrame # glitches whose given label is doubtful, with the suggested one
+    novel: pd.DataFrame # novelty candidates, ranked, with their nearest labelled exemplars
+    audit: TaxonomyAudit # the fitted audit
+    timings: dict = field(default_factory=dict) # seconds per stage
+    truth: dict | None = None # `score_against_truth` of a simulated set (None: not scored)
 
     def __repr__(self) -> str:
         modes = self.clusters[self.clusters.cluster >= 0].failure_mode.value_counts().to_dict() if len(self.clusters) else {}
@@ -303,7 +309,11 @@ ASSIGNMENT_COLUMNS = ["gravityspy_id", "label", "cluster", "umap_x", "umap_y", "
 "The first columns of `assignments.csv`, in order."
 
 # %% ../nbs/11d_audit.ipynb #9b5277b0
-def log_to_wandb(result: AuditResult, data=None, metadata: pd.DataFrame | None = None, max_images: int = 50):
+def log_to_wandb(result: AuditResult, # the audit to log; the run is written in its output folder
+                 data=None, # the HDF5 data set with the images (None: label issues without images)
+                 metadata: pd.DataFrame | None = None, # its metadata table (None: label issues without images)
+                 max_images: int = 50, # most label issues logged, with their images
+                ):
     "Log the cluster table, the label issues (with images) and the map to an offline W&B run in the output folder."
     import wandb
     out = result.out
@@ -326,8 +336,18 @@ def log_to_wandb(result: AuditResult, data=None, metadata: pd.DataFrame | None =
         run.finish()
 
 # %% ../nbs/11d_audit.ipynb #3940699c
-def run_audit(data, embeddings, out, metadata=None, config=None, figures: bool = True, wandb: bool = False,
-              explorer: bool = False, truth: bool = True, overwrite: bool = False, argv=None) -> AuditResult:
+def run_audit(data, # Gravity Spy-layout HDF5 data set (images for the figures), or None with `metadata`
+              embeddings, # embeddings.h5 from `gravityaudit embed`
+              out, # output folder, written whole or not at all
+              metadata=None, # metadata CSV or table (None: the CSV beside `data`)
+              config=None, # an `AuditConfig`, a dict of its fields, a YAML path or None (the defaults)
+              figures: bool = True, # write the figures (contact sheets only when `data` holds the images)
+              wandb: bool = False, # log tables and the map to an offline W&B run in `out`
+              explorer: bool = False, # also write explorer.html (needs `gravityaudit.explorer` and `data`)
+              truth: bool = True, # score against the planted truth when the metadata has it (a simulated set)
+              overwrite: bool = False, # replace the results already in `out`
+              argv=None, # the command line, recorded in the manifest
+             ) -> AuditResult:
     "Audit the labels of `data` (HDF5) given its `embeddings` (HDF5) into the folder `out`, whole or not at all."
     timings, t = {}, time.perf_counter()
     config = AuditConfig.load(config)                           # every input is checked before any folder is made
@@ -373,7 +393,8 @@ def run_audit(data, embeddings, out, metadata=None, config=None, figures: bool =
     return result
 
 # %% ../nbs/11d_audit.ipynb #67cda60b
-def audit_command(argv: list[str]) -> int:
+def audit_command(argv: list[str], # the command-line arguments after `audit`
+                 ) -> int:
     "`gravityaudit audit --data DATASET.h5 [--metadata CSV] --embeddings embeddings.h5 --out OUT`"
     p = argparse.ArgumentParser(prog="gravityaudit audit", description="Audit the labels: UMAP, HDBSCAN, failure modes, label issues, novelty, figures, report.")
     p.add_argument("--data", required=True, help="Gravity Spy-layout HDF5 file (images for the figures)")
@@ -402,7 +423,8 @@ def audit_command(argv: list[str]) -> int:
 def similar(gravityspy_id: str, # the query glitch
             embeddings, # an embeddings.h5 path, or (ids, vectors) already in memory
             k: int = 12, # how many neighbours
-            metadata=None) -> pd.DataFrame: # a metadata CSV or table, to show labels
+            metadata=None, # a metadata CSV or table, to show labels
+           ) -> pd.DataFrame:
     "The `k` glitches most similar (cosine) to `gravityspy_id`, with labels when metadata is given."
     if isinstance(embeddings, (tuple, list)) and len(embeddings) == 2:
         ids, vectors = np.asarray(embeddings[0]).astype(str), np.asarray(embeddings[1], dtype=np.float32)
@@ -419,7 +441,8 @@ def similar(gravityspy_id: str, # the query glitch
     return table
 
 # %% ../nbs/11d_audit.ipynb #03a086d1
-def similar_command(argv: list[str]) -> int:
+def similar_command(argv: list[str], # the command-line arguments after `similar`
+                   ) -> int:
     "`gravityaudit similar --id GRAVITYSPY_ID --k 12 [--embeddings embeddings.h5] [--metadata CSV]`"
     p = argparse.ArgumentParser(prog="gravityaudit similar", description="Find the glitches most similar to one glitch (search by example).")
     p.add_argument("--id", required=True, dest="gravityspy_id")

@@ -44,26 +44,26 @@ _CHOICE_FIELDS = {"cluster_selection_method": ("eom", "leaf"), "backend": ("auto
 class AuditConfig(YamlConfig):
     "Parameters of the audit: map, clusters, evidence thresholds, label issues, novelty (`AuditConfig.load`, `.to_yaml()`)."
     # map (UMAP, cosine metric)
-    n_neighbors: int = 30
-    min_dist: float = 0.1
+    n_neighbors: int = 30             # neighbours of each glitch in the UMAP graph
+    min_dist: float = 0.1             # UMAP minimum distance between mapped points
     n_components: int = 10            # dimensions of the clustering map
-    metric: str = "cosine"
+    metric: str = "cosine"            # distance metric of the UMAP neighbour graph
     n_epochs: int | None = 200        # UMAP optimisation epochs (None: UMAP's default, 500 below 10,000 points)
     # clusters (HDBSCAN on the 10-D map)
     min_cluster_size: int | None = None   # None: max(15, n // 250)
-    min_samples: int | None = 10
-    cluster_selection_method: str = "eom"
+    min_samples: int | None = 10      # HDBSCAN core-point neighbourhood (None: min_cluster_size)
+    cluster_selection_method: str = "eom"    # HDBSCAN cluster selection: eom | leaf
     cluster_selection_epsilon: float = 0.0   # > 0 merges clusters closer than this in the 10-D map (UMAP tears continua into fragments)
     merge_neighbours: int = 3          # mixed clusters among each other's this many nearest clusters may merge (0: never) ...
     merge_pvalue: float = 0.05         # ... when a G-test cannot tell their label mixes apart at this level
     cut_physical_splits: bool = True   # judge the sides of every physical_split cluster on their own (see cut_clusters)
     search_inside: bool = True         # search mixed and large clusters for sub-manifolds (see submanifold_parts)
     search_size: int = 180             # clusters at least this big are searched even when clean
-    seed: int = 42
+    seed: int = 42                    # random seed of the maps, the folds and the classifiers
     backend: str = "auto"             # auto | cpu | cuml
     # evidence
     n_segments: int = 8               # segments along the 1-D ordering
-    cv_folds: int = 5
+    cv_folds: int = 5                 # cross-validation folds of the physical test and the label-issue classifier
     min_evidence_size: int = 30       # smaller clusters are not judged
     # decision rules (see decide_failure_mode)
     mixed_purity: float = 0.75        # purity below this: the cluster carries several labels
@@ -80,14 +80,14 @@ class AuditConfig(YamlConfig):
     min_segment_size: int = 15        # segments along the ordering hold at least this many glitches
     # label issues (confident learning)
     issue_classifier: str = "logistic"    # logistic | knn
-    issue_pca: int = 32
+    issue_pca: int = 32                   # PCA components of the unit embedding vectors in the label-issue features
     issue_neighbours: int = 20            # neighbours that vote on whether a flagged label is an individual error
     issue_support: float = 0.5            # share of them that must carry the suggested label (0: no neighbour check)
     issue_given_share: float = 0.0        # ... and the most of them that may carry the given label (1: no isolation check)
     exclude_modes_from_issues: tuple[str, ...] = ("over_split", "new_class")   # whole-cluster findings, reported per cluster
     # novelty
     outlier_quantile: float = 0.95    # GLOSH scores above this quantile are outliers (noise points always are)
-    n_exemplars: int = 3
+    n_exemplars: int = 3              # nearest labelled exemplars listed per novelty candidate
     novelty_labels: tuple[str, ...] = ("None_of_the_Above",)   # a coherent cluster filed under these is a candidate new class
     novelty_group_share: float = 0.25  # ... and so is a glitch filed under them with at least this share of its issue_neighbours too
 
@@ -113,7 +113,8 @@ class AuditConfig(YamlConfig):
         return self
 
 # %% ../nbs/11b_evidence.ipynb #1fe2d1b3
-def cosine_spread(unit_vectors) -> float:
+def cosine_spread(unit_vectors, # unit vectors (n, d), one per row
+                 ) -> float:
     "Mean cosine distance of unit vectors to their mean direction."
     u = np.asarray(unit_vectors, dtype=np.float64)
     m = u.mean(0); norm = np.linalg.norm(m)
@@ -121,7 +122,12 @@ def cosine_spread(unit_vectors) -> float:
     return float(np.mean(1 - u @ (m / norm)))
 
 # %% ../nbs/11b_evidence.ipynb #79b66c32
-def one_d_ordering(points, orient=None, n_neighbors: int = 10, max_fit: int = 600, seed: int = 0) -> np.ndarray:
+def one_d_ordering(points, # the points to order (n, k), e.g. a cluster's map coordinates
+                   orient=None, # a value per point the ordering should grow with (None: the first coordinate)
+                   n_neighbors: int = 10, # neighbours of the Isomap graph
+                   max_fit: int = 600, # the Isomap is fit on at most this many points (a random sample); all are placed
+                   seed: int = 0, # seed of that sample
+                  ) -> np.ndarray:
     "Position in [0, 1] (rank along a 1-D Isomap of `points`), oriented to correlate positively with `orient`."
     from sklearn.manifold import Isomap
     points = np.asarray(points, dtype=np.float64)
@@ -138,13 +144,19 @@ def one_d_ordering(points, orient=None, n_neighbors: int = 10, max_fit: int = 60
     return raw
 
 # %% ../nbs/11b_evidence.ipynb #bc8a0710
-def segments_along(position, n_segments: int) -> np.ndarray:
+def segments_along(position, # each glitch's position along the ordering, (n,)
+                   n_segments: int, # how many segments, of equal counts
+                  ) -> np.ndarray:
     "Segment index (0..n_segments-1) of each glitch, equal counts along the ordering."
     ranks = np.argsort(np.argsort(position, kind="stable"), kind="stable")
     return np.minimum((ranks * n_segments) // max(len(position), 1), n_segments - 1)
 
 # %% ../nbs/11b_evidence.ipynb #9ddab939
-def continuum_evidence(points, raw_position, unit_vectors, n_segments: int = 8) -> dict:
+def continuum_evidence(points, # the cluster's map coordinates, (n, k)
+                       raw_position, # each glitch's position along the 1-D ordering (`one_d_ordering`), (n,)
+                       unit_vectors, # the glitches' embedding vectors scaled to unit length, (n, d)
+                       n_segments: int = 8, # segments of equal counts along the ordering
+                      ) -> dict:
     "Continuum evidence of one cluster: variance share explained by the ordering, largest gap, monotonicity."
     from scipy.stats import spearmanr
     points = np.asarray(points, dtype=np.float64)
@@ -162,13 +174,18 @@ def continuum_evidence(points, raw_position, unit_vectors, n_segments: int = 8) 
     return dict(continuum_r2=float(explained / total) if total > 0 else 0.0, continuum_gap=gap, monotonicity=float(np.nan_to_num(mono)))
 
 # %% ../nbs/11b_evidence.ipynb #b72abeca
-def end_to_end_extent(unit_vectors, position, n_segments: int = 8) -> float:
+def end_to_end_extent(unit_vectors, # the cluster's embedding vectors scaled to unit length, (n, d)
+                      position, # each glitch's position along the ordering, (n,)
+                      n_segments: int = 8, # segments of equal counts along it; the first and the last are compared
+                     ) -> float:
     "Cosine distance between the mean directions of the first and last segments along `position`."
     seg = segments_along(position, n_segments)
     return float(1 - mean_direction(unit_vectors[seg == 0]) @ mean_direction(unit_vectors[seg == n_segments - 1]))
 
 # %% ../nbs/11b_evidence.ipynb #5c912e7f
-def typical_neighbour_distance(cluster_ids, unit_vectors) -> float:
+def typical_neighbour_distance(cluster_ids, # cluster id of each glitch (n,), -1 = noise (left out)
+                               unit_vectors, # embedding vectors scaled to unit length, (n, d)
+                              ) -> float:
     "Median over clusters of the cosine distance from its mean direction to the nearest other cluster's."
     ids = sorted(set(np.asarray(cluster_ids)[np.asarray(cluster_ids) >= 0].tolist()))
     if len(ids) < 2: return 1.0
@@ -178,7 +195,9 @@ def typical_neighbour_distance(cluster_ids, unit_vectors) -> float:
     return float(np.median(d.min(1)))
 
 # %% ../nbs/11b_evidence.ipynb #7de236c1
-def check_physical_columns(metadata: pd.DataFrame, where: str = "metadata") -> pd.DataFrame:
+def check_physical_columns(metadata: pd.DataFrame, # the metadata table, one row per glitch
+                           where: str = "metadata", # name of the table, for error messages
+                          ) -> pd.DataFrame:
     "`metadata` if every physical test column it holds is a finite number (and `ifo` is present); else a ValueError naming the column and glitches."
     for name in [c for c in PHYSICAL_TEST_COLUMNS if c in metadata]:
         if name == "ifo": bad = metadata[name].isna().to_numpy()
@@ -190,7 +209,8 @@ def check_physical_columns(metadata: pd.DataFrame, where: str = "metadata") -> p
     return metadata
 
 # %% ../nbs/11b_evidence.ipynb #441508bb
-def physical_features(metadata: pd.DataFrame) -> np.ndarray:
+def physical_features(metadata: pd.DataFrame, # the metadata table; the `PHYSICAL_TEST_COLUMNS` it holds are used
+                     ) -> np.ndarray:
     "The physical coordinates as numbers: log10 of peak frequency, bandwidth, duration and SNR, and one column per detector."
     check_physical_columns(metadata)
     cols = []
@@ -212,19 +232,27 @@ def physical_feature_names(metadata: pd.DataFrame, # the metadata table given to
     return names
 
 # %% ../nbs/11b_evidence.ipynb #bff3e6b7
-def common_labels(labels, folds: int = 5) -> np.ndarray:
+def common_labels(labels, # given labels, (n,)
+                  folds: int = 5, # cross-validation folds: the fewest glitches a label needs
+                 ) -> np.ndarray:
     "Mask of the glitches whose label is carried by at least `folds` glitches (the ones a `folds`-fold test can use)."
     counts = pd.Series(np.asarray(labels)).value_counts()
     return np.isin(labels, counts.index[counts >= folds])
 
 # %% ../nbs/11b_evidence.ipynb #ef82a743
-def physical_rule(n: int, seed: int = 0):
+def physical_rule(n: int, # glitches the tree will be fit on (sets its smallest leaf)
+                  seed: int = 0, # random state of the tree
+                 ):
     "The physical test's classifier for `n` glitches: a shallow decision tree (depth 4, leaves of >= max(3, n / 50))."
     from sklearn.tree import DecisionTreeClassifier
     return DecisionTreeClassifier(max_depth=4, min_samples_leaf=max(3, n // 50), random_state=seed)
 
 # %% ../nbs/11b_evidence.ipynb #4179992e
-def physical_test(features, labels, folds: int = 5, seed: int = 0) -> dict:
+def physical_test(features, # physical coordinates of the cluster's glitches, (n, k)
+                  labels, # their given labels, (n,)
+                  folds: int = 5, # cross-validation folds
+                  seed: int = 0, # seed of the folds and the tree
+                 ) -> dict:
     "Cross-validated accuracy of predicting `labels` from physical `features` against the majority-class rate (labels with >= `folds` glitches)."
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     labels = np.asarray(labels).astype(str)
@@ -263,12 +291,15 @@ def label_separation(features, # physical coordinates of the cluster's glitches,
 # %% ../nbs/11b_evidence.ipynb #5c144578
 GROWTH_COLUMNS = ("bandwidth", "duration")
 
-def growth_coordinates(metadata: pd.DataFrame) -> np.ndarray:
+def growth_coordinates(metadata: pd.DataFrame, # the metadata table, one row per glitch
+                      ) -> np.ndarray:
     "log10 bandwidth and log10 duration (n, k) for the `GROWTH_COLUMNS` the metadata holds; (n, 0) without any."
     return physical_features(metadata[[c for c in GROWTH_COLUMNS if c in metadata]])
 
 # %% ../nbs/11b_evidence.ipynb #a1fd6953
-def physical_growth(position, growth) -> float:
+def physical_growth(position, # each glitch's position along the ordering, (n,)
+                    growth, # coordinates expected to grow along it, (n, k) or (n,) (see `growth_coordinates`)
+                   ) -> float:
     "Smallest Spearman correlation of `position` with the columns of `growth`, the ordering's direction chosen in its favour; NaN without a usable column."
     from scipy.stats import spearmanr
     growth = np.asarray(growth, dtype=float).reshape(len(position), -1)
@@ -278,7 +309,9 @@ def physical_growth(position, growth) -> float:
     return float(max(rho.min(), (-rho).min())) if len(rho) else float("nan")
 
 # %% ../nbs/11b_evidence.ipynb #1308182b
-def label_order_association(labels, segments) -> tuple[float, float]:
+def label_order_association(labels, # given labels, (n,)
+                            segments, # segment of each glitch along the ordering, (n,)
+                           ) -> tuple[float, float]:
     "Bias-corrected Cramer's V between labels and segments along the ordering, and the chi-square p-value."
     from scipy.stats import chi2_contingency
     table = pd.crosstab(np.asarray(labels), np.asarray(segments)).to_numpy()
@@ -292,7 +325,10 @@ def label_order_association(labels, segments) -> tuple[float, float]:
     return (float(np.sqrt(phi2 / denom)) if denom > 0 else 0.0), float(p)
 
 # %% ../nbs/11b_evidence.ipynb #7a22385e
-def drift_evidence(labels, position, n_segments: int = 8) -> dict:
+def drift_evidence(labels, # the cluster's given labels, (n,)
+                   position, # each glitch's position along the ordering, (n,)
+                   n_segments: int = 8, # segments of equal counts along it
+                  ) -> dict:
     "Segment majority labels, per-segment disagreement and the leave-one-out accuracy of the segment-majority rule."
     labels = np.asarray(labels).astype(str)
     seg = segments_along(position, n_segments)
@@ -378,8 +414,17 @@ def verdict_reason(evidence: dict, # one row of the cluster table, with its fail
     return f"One dominant label ({_share(e)}) on a coherent morphology."
 
 # %% ../nbs/11b_evidence.ipynb #1f8760b9
-def cluster_evidence(cluster_ids, labels, map_coords, unit_vectors, physical, config: AuditConfig | None = None,
-                     orient=None, growth=None, typical: float | None = None, feature_names: list[str] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+def cluster_evidence(cluster_ids, # cluster id of each glitch (n,), -1 = noise (not judged)
+                     labels, # given labels, (n,)
+                     map_coords, # coordinates in the clustering map, (n, n_components)
+                     unit_vectors, # embedding vectors scaled to unit length, (n, d)
+                     physical, # physical coordinates, (n, k) (see `physical_features`)
+                     config: AuditConfig | None = None, # the audit's parameters (None: `AuditConfig()`)
+                     orient=None, # a value per glitch the orderings grow with (None: each cluster's first map coordinate)
+                     growth=None, # coordinates expected to grow along an over-compressed continuum, (n, k) (None: not used)
+                     typical: float | None = None, # neighbour distance that scales the extents (None: from these clusters)
+                     feature_names: list[str] | None = None, # names of the physical coordinates, for the reasons
+                    ) -> tuple[pd.DataFrame, np.ndarray]:
     "One row of statistics and evidence per cluster (with its failure mode), and each glitch's position along its cluster (`typical`: the neighbour distance that scales extents, default from these clusters)."
     c = config or AuditConfig()
     labels = np.asarray(labels).astype(str)
@@ -416,7 +461,12 @@ def cluster_evidence(cluster_ids, labels, map_coords, unit_vectors, physical, co
     return table, position
 
 # %% ../nbs/11b_evidence.ipynb #f5aa9f3d
-def physical_parts(features, labels, min_size: int = 30, folds: int = 5, seed: int = 0) -> np.ndarray:
+def physical_parts(features, # physical coordinates of the cluster's glitches, (n, k)
+                   labels, # their given labels, (n,)
+                   min_size: int = 30, # parts smaller than this are dissolved into the others
+                   folds: int = 5, # labels carried by fewer glitches are left out of the rule's fit
+                   seed: int = 0, # seed of the tree
+                  ) -> np.ndarray:
     "Part of each glitch (0 = largest) by the physical rule's predicted label, parts below `min_size` dissolved; all 0 when fewer than two remain."
     labels, x = np.asarray(labels).astype(str), np.asarray(features, dtype=float)
     keep = common_labels(labels, folds)
@@ -501,9 +551,15 @@ def judge_parts(cluster_ids, # cluster id of each glitch after `cut_clusters`
                 how: dict, # {part: 'physical' or 'sub-manifold'}
                 clusters: pd.DataFrame, # the cluster table before the cut
                 position, # each glitch's position along its cluster before the cut
-                labels, map_coords, unit_vectors, physical, # as in `cluster_evidence`
-                config: AuditConfig | None = None, orient=None, growth=None, typical: float | None = None,
-                feature_names: list[str] | None = None,
+                labels, # given labels, (n,)
+                map_coords, # coordinates in the clustering map, (n, n_components)
+                unit_vectors, # embedding vectors scaled to unit length, (n, d)
+                physical, # physical coordinates, (n, k)
+                config: AuditConfig | None = None, # the audit's parameters (None: `AuditConfig()`)
+                orient=None, # a value per glitch the orderings grow with, as in `cluster_evidence`
+                growth=None, # growth coordinates, as in `cluster_evidence`
+                typical: float | None = None, # neighbour distance that scales the extents (None: from the parts)
+                feature_names: list[str] | None = None, # names of the physical coordinates, for the reasons
                ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     "Judge the parts of every cut cluster; keep a cut only where it shows something the whole did not: (table, positions, cluster ids)."
     cluster_ids = np.array(cluster_ids)

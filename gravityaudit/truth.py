@@ -22,7 +22,8 @@ class AuditTables(NamedTuple):
     novel: pd.DataFrame            # rank, gravityspy_id, ...
 
 # %% ../nbs/11e_truth.ipynb #15de642e
-def audit_tables(result) -> AuditTables:
+def audit_tables(result, # an `AuditResult`, a fitted `TaxonomyAudit` or an `AuditTables`
+                ) -> AuditTables:
     "The four tables of an `AuditResult`, a fitted `TaxonomyAudit` or an `AuditTables`."
     if hasattr(result, "assignments_"):
         return AuditTables(result.assignments_, result.clusters_, result.label_issues_, result.novel_)
@@ -33,7 +34,9 @@ SCENARIO_MODES = {"over_split": "over_split", "over_compress": "over_compressed"
 "The verdict that recovers each planted scenario of the audited kind (cluster-level failures)."
 
 # %% ../nbs/11e_truth.ipynb #2a04df78
-def score_against_truth(result, metadata) -> dict:
+def score_against_truth(result, # an audit (anything `audit_tables` reads)
+                        metadata, # metadata CSV or table of the simulated set, with its `scenario` column
+                       ) -> dict:
     "Per planted scenario of a simulated set: recovered or not, with the shares and rates behind it, from an audit's tables in memory."
     tables = audit_tables(result)
     meta = metadata_for(metadata=metadata, classes=None)
@@ -87,7 +90,9 @@ def verdict_agreement(first, # an audit of some glitches (anything `audit_tables
                 flagged=int(flagged.sum()))
 
 # %% ../nbs/11e_truth.ipynb #a7e26b87
-def score_audit_folder(out_dir, metadata) -> dict:
+def score_audit_folder(out_dir, # an audit's output folder, with its four CSV tables
+                       metadata, # metadata CSV or table of the simulated set, as in `score_against_truth`
+                      ) -> dict:
     "`score_against_truth` of the tables an audit wrote into `out_dir`."
     out = Path(out_dir)
     tables = AuditTables(*(read_table(out / f"{name}.csv", f"audit table {name}.csv") for name in AuditTables._fields))
