@@ -16,7 +16,7 @@ __all__ = ['MODE_COLOURS', 'set_style', 'read_images', 'plot_map', 'plot_cluster
 
 # %% ../nbs/12_figures.ipynb #7e5ce48c
 MODE_COLOURS = {"over_split": "#d62728", "physical_split": "#2ca02c", "over_compressed": "#9467bd", "drift": "#ff7f0e",
-                "clean": "#7f7f7f", "noise": "#c7c7c7"}
+                "new_class": "#1f77b4", "clean": "#7f7f7f", "noise": "#c7c7c7"}
 "One colour per failure mode, the same in every figure."
 
 def set_style():
