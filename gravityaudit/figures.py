@@ -132,7 +132,9 @@ def _tiles(grid, titles, n_cols, title="", row_names=None, cell=(1.45, 1.2)):
     import matplotlib.pyplot as plt
     set_style()
     n_rows = max(len(grid), 1)
-    h, w, pad = 140, 170, 4
+    first = next((np.asarray(image) for row in grid for image in row), np.ones((140, 170)))
+    (h, w), pad = first.shape[:2], 4                     # 140 x 170 per view; wider when views sit side by side
+    cell = (cell[0] * w / 170, cell[1])
     flat, flat_titles = [], []
     for row, names in zip(grid, titles):
         flat += list(row) + [np.ones((h, w), np.float32)] * (n_cols - len(row))
