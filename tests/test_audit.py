@@ -96,33 +96,34 @@ def test_report_numbers_come_from_the_tables(audited):
     joined = int(c.merged_from.astype(str).str.contains(";").sum())
     parts = c[c.split_from.notna()]
     assert (f"{len(c)} clusters ({a.hdbscan_cluster.max() + 1} from HDBSCAN, {joined} of them joined from fragments with one label "
-            f"mix, {parts.split_from.nunique()} physical splits cut into {len(parts)} parts") in text
+            f"mix, {parts.split_from.nunique()} cut into {len(parts)} parts judged on their own") in text
     top = c.sort_values("ambiguity", ascending=False, kind="stable").head(20)
     assert text.count("(not judged: too small)") == int((top["size"] < AuditConfig().min_evidence_size).sum())
     assert c.judged.tolist() == (c["size"] >= AuditConfig().min_evidence_size).tolist()
     for r in c.itertuples():      # every audit cluster (or every physical split, over its parts) is exactly the union of the HDBSCAN clusters it names
         members = a[a.cluster.isin(c.cluster[c.split_from == r.split_from]) if pd.notna(r.split_from) else a.cluster == r.cluster]
         assert sorted(members.hdbscan_cluster.unique()) == sorted(int(k) for k in str(r.merged_from).split(";"))
-    for r in parts.itertuples():
-        assert r.failure_mode != "clean" and f"a part of the physical split of cluster {int(r.split_from)}" in text
+    for r in parts[parts.failure_mode != "clean"].itertuples():      # a flagged part names the cluster it was cut from
+        assert f"cut from cluster {int(r.split_from)}" in text
+    for r in c.itertuples():                                           # every verdict comes with its one-sentence reason
+        assert isinstance(r.reason, str) and len(r.reason) > 20
     for r in c[c.failure_mode != "clean"].itertuples():
         assert re.search(rf"cluster {r.cluster}: {r.failure_mode}\*\* \(n = {r.size},", text)
 
 
-def test_physical_split_cut_is_optional(audited):
-    "With cut_physical_splits off, the clusters that were cut are single physical_split clusters holding all their parts."
+def test_physical_split_with_clean_sides_stays_one_verdict(audited):
+    "The control mapped from the embedding alone is one cluster; cut into its clean sides, it stays one physical_split cluster."
     d, _, meta = audited
     ids, vectors, _ = read_embeddings(d / "embeddings.h5")
     vectors, meta = align(ids, vectors, meta)
-    whole = A.TaxonomyAudit(d / "audit.yaml", cut_physical_splits=False).fit(vectors, meta.label.to_numpy(), meta, ids=ids, label_issues=False)
-    assert whole.config_ == dataclasses.replace(AuditConfig.load(d / "audit.yaml"), cut_physical_splits=False)   # the keyword wins over the config
-    a = pd.read_csv(d / "out/assignments.csv", dtype={"gravityspy_id": str}).set_index("gravityspy_id").loc[whole.ids_]
-    c = pd.read_csv(d / "out/clusters.csv")
-    parts = c[c.split_from.notna()]
-    assert len(parts) >= 2 and whole.clusters_.split_from.isna().all() and not whole.split_from_
-    for k, group in parts.groupby("split_from"):
-        assert whole.clusters_.set_index("cluster").failure_mode[int(k)] == "physical_split"
-        assert set(whole.ids_[whole.cluster_ids_ == int(k)]) == set(a.index[a.cluster.isin(group.cluster)])
+    cut = A.TaxonomyAudit(d / "audit.yaml", physics_weight=0.0).fit(vectors, meta.label.to_numpy(), meta, ids=ids, label_issues=False)
+    whole = A.TaxonomyAudit(d / "audit.yaml", physics_weight=0.0, cut_physical_splits=False, search_inside=False).fit(
+        vectors, meta.label.to_numpy(), meta, ids=ids, label_issues=False)
+    assert whole.config_ == dataclasses.replace(AuditConfig.load(d / "audit.yaml"), physics_weight=0.0, cut_physical_splits=False, search_inside=False)
+    for audit in (cut, whole):
+        control = audit.assignments_[meta.scenario.to_numpy() == "physical_split"]
+        assert control.failure_mode.eq("physical_split").all() and control.cluster.nunique() == 1
+        assert (audit.clusters_.failure_mode == "physical_split").sum() == 1 and audit.clusters_.split_from.isna().all()
 
 
 def test_seeded_and_reproducible():
@@ -167,7 +168,11 @@ def test_decision_rules_need_the_right_evidence():
     base = dict(size=300, purity=0.3, physical_gain=0.02, physical_accuracy=0.32, continuum_r2=0.3, continuum_gap=0.4,
                 extent_ratio=0.1, order_association=0.05, order_pvalue=0.5, n_segment_labels=3)
     assert decide_failure_mode(base) == "over_split"
-    assert decide_failure_mode({**base, "physical_gain": 0.5, "physical_accuracy": 0.95}) == "physical_split"
+    gap = dict(separation_accuracy=0.99, separation_d=8.0)
+    assert decide_failure_mode({**base, **gap, "physical_gain": 0.5, "physical_accuracy": 0.95}) == "physical_split"
+    assert decide_failure_mode({**base, "separation_accuracy": 0.8, "separation_d": 1.1, "physical_gain": 0.5,
+                                "physical_accuracy": 0.95}) == "drift"     # explained by physics, but the groups overlap: no split
+    assert decide_failure_mode({**base, "novelty_share": 0.8}) == "new_class"
     drift = {**base, "purity": 0.55, "continuum_r2": 0.85, "continuum_gap": 0.05, "order_association": 0.4, "order_pvalue": 1e-4,
              "physical_gain": 0.2, "physical_accuracy": 0.75}
     assert decide_failure_mode(drift) == "drift"
