@@ -15,9 +15,10 @@ from .files import metadata_for, find_metadata, read_embeddings, align, write_ta
 from .outputs import output_folder
 from .checks import check_number
 from .clustering import unit_rows, fit_map, default_min_cluster_size, fit_clusters, merge_label_fragments
-from .evidence import (
+from gravityaudit.evidence import (
     AuditConfig, FAILURE_MODES, physical_features, physical_feature_names, map_vectors, growth_coordinates, typical_neighbour_distance,
-    cluster_evidence, cut_clusters, judge_parts)
+    cluster_evidence)
+from .search_inside import cut_clusters, judge_parts
 from .label_issues import (
     issue_features, neighbour_indices, neighbour_support, out_of_fold_probabilities, find_label_issues, nearest_by_cosine,
     novelty_neighbour_share, rank_novel)
