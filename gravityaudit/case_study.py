@@ -41,10 +41,10 @@ def simulated_audit(directory="_out/case_simulation", # folder of the run: the s
     with open(d / ".lock", "w") as lock:      # notebooks run in parallel under nbdev_test: one builds, the others wait
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (out / MANIFEST).exists(): return out
-        sim = d.resolve() / "simulate"           # the audit's manifest names its inputs by absolute paths
+        sim = d / "simulate"
         if not (sim / MANIFEST).exists(): simulate(sim, n_glitches=n_glitches, balance="gravityspy", seed=seed, overwrite=True)
-        embed(sim / "dataset.h5", encoder="ssl", out=d.resolve() / "embeddings.h5", ssl_epochs=ssl_epochs, seed=seed)
-        run_audit(sim / "dataset.h5", d.resolve() / "embeddings.h5", out, config=dict(seed=seed), figures=False, overwrite=True)
+        embed(sim / "dataset.h5", encoder="ssl", out=d / "embeddings.h5", ssl_epochs=ssl_epochs, seed=seed)
+        run_audit(sim / "dataset.h5", d / "embeddings.h5", out, config=dict(seed=seed), figures=False, overwrite=True)
     return out
 
 def case_study_run(audit=None, # an audit folder to study (e.g. of real data); None: the demo's, else a small simulation
@@ -63,7 +63,7 @@ def case_inputs(out, # an audit folder
                ) -> dict:
     "The data, embeddings and metadata paths an audit was built from (from its manifest)."
     inputs = read_manifest(out, "audit")["inputs"]
-    def locate(path):                       # a relative path was relative to where the audit ran: the folder above `runs/...`
+    def locate(path):                       # manifests name absolute paths; one written by an older version may be relative to where it ran
         if path is None or Path(path).is_absolute() or Path(path).exists(): return path
         found = [base / path for base in Path(out).resolve().parents if (base / path).exists()]
         return str(found[0]) if found else path

@@ -71,7 +71,7 @@ def make_manifest(command: str, # the subcommand that made the output, e.g. 'aud
     "The manifest of a completed output: command, argv, inputs with fingerprints, version, ids digest and time."
     from gravityaudit import __version__
     record = {"command": command, "argv": list(map(str, argv or [])),
-              "inputs": {name: {"path": str(p), "fingerprint": file_fingerprint(p)} for name, p in (inputs or {}).items() if p is not None},
+              "inputs": {name: {"path": str(Path(p).resolve()), "fingerprint": file_fingerprint(p)} for name, p in (inputs or {}).items() if p is not None},
               "gravityaudit_version": __version__}
     if ids is not None: record.update(n_glitches=len(ids), ids_digest=ids_digest(ids))
     record.update(extra)
