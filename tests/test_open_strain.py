@@ -128,3 +128,24 @@ def test_server_answers_only_what_gwosc_asks(server, archive):
     for path in ("/api/v2/nothing", "/archive/data/O3a/../../etc/passwd", "/archive/data/O3b/x.hdf5", "/api/v2/runs/O3b/strain-files"):
         with pytest.raises(urllib.error.HTTPError) as e: urllib.request.urlopen(server.host + path)
         assert e.value.code == 404
+
+
+def test_a_whole_block_is_fetched_once_and_serves_every_span_in_it(server, archive, tmp_path):
+    "block=128 (the H1 archive is one aligned 128 s block): one fetch of the block, later spans need no request;"
+    "L1 misses a file, so its block is not published whole: the span alone is fetched, and the block is not asked again."
+    source, local = GwoscSource(server.host, cache=tmp_path, block=128), LocalStrainSource(archive)
+    before = len(server.requests)
+    a = source.fetch("H1", GPS + 3.5, GPS + 11.5)
+    assert sum("/archive/data/" in r for r in server.requests[before:]) == 4              # the block's four files
+    middle = len(server.requests)
+    for start in (GPS + 30.0, GPS + 61.25, GPS + 119.5):
+        b = source.fetch("H1", start, start + 8)
+        assert np.array_equal(b.data, local.fetch("H1", start, start + 8).data) and b.start_time == start
+    assert len(server.requests) == middle
+    assert np.array_equal(a.data, local.fetch("H1", GPS + 3.5, GPS + 11.5).data)
+    c = source.fetch("L1", GPS + 70, GPS + 78)
+    assert np.array_equal(c.data, local.fetch("L1", GPS + 70, GPS + 78).data)
+    assert ("L1", GPS, GPS + 128) in source.missing_blocks
+    n = len(server.requests)
+    source.fetch("L1", GPS + 100, GPS + 108)
+    assert not any(f"start={GPS}&stop={GPS + 128}" in r for r in server.requests[n:])      # the missing block is not asked again
