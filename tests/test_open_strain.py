@@ -149,3 +149,10 @@ def test_a_whole_block_is_fetched_once_and_serves_every_span_in_it(server, archi
     n = len(server.requests)
     source.fetch("L1", GPS + 100, GPS + 108)
     assert not any(f"start={GPS}&stop={GPS + 128}" in r for r in server.requests[n:])      # the missing block is not asked again
+
+
+def test_gwosc_follows_the_servers_pages(server):
+    "gwosc's own locator, one result per page: it follows the `next` links and gets every H1 file, in GPS order."
+    from gwosc.locate import get_urls
+    urls = get_urls("H1", GPS, GPS + SECONDS, host=server.host, pagesize=1)
+    assert [u.rsplit("/", 1)[1] for u in urls] == [f"H-H1_GWOSC_4KHZ_R1-{GPS + k * FILE}-{FILE}.hdf5" for k in range(SECONDS // FILE)]
