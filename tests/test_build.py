@@ -110,8 +110,9 @@ def test_failed_triggers_have_their_reasons(single):
     assert len(pd.read_csv(single / "metadata.csv")) == len(TRIGGERS) - 2
 
 
-def test_interrupted_build_resumes_on_dask(archive, single, tmp_path, monkeypatch):
-    "A build stopped after 2 chunks keeps them; the rerun (on 2 Dask workers) scans only the rest and gives the same data set."
+def test_interrupted_build_resumes_on_a_running_scheduler(archive, single, tmp_path, monkeypatch):
+    "A build stopped after 2 chunks keeps them; the rerun, on a Dask scheduler already running, scans only the rest: the same data set."
+    from distributed import LocalCluster
     out, saved = tmp_path / "resumed", []
     real_save = B.save_chunk
     def save_then_stop(path, result):
@@ -122,7 +123,9 @@ def test_interrupted_build_resumes_on_dask(archive, single, tmp_path, monkeypatc
         B.build_dataset(archive / "triggers.csv", archive / "strain", out, workers=0, chunk_size=2, progress=False)
     monkeypatch.setattr(B, "save_chunk", real_save)
     assert not (out / "dataset.h5").exists() and len(list((out / B.WORK_FOLDER).glob("chunk-*.h5"))) == 2
-    summary = B.build_dataset(archive / "triggers.csv", archive / "strain", out, workers=2, chunk_size=2, progress=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
+        summary = B.build_dataset(archive / "triggers.csv", archive / "strain", out, scheduler=cluster.scheduler_address,
+                                  chunk_size=2, progress=False)
     assert (summary["resumed_chunks"], summary["chunks"]) == (2, 4)
     assert view_bytes(out / "dataset.h5") == view_bytes(single / "dataset.h5")
     assert pd.read_csv(out / "metadata.csv").equals(pd.read_csv(single / "metadata.csv"))
