@@ -12,8 +12,8 @@ from .layout import atomic_write
 from .local_archive import parse_file_name
 
 # %% auto #0
-__all__ = ['DEFAULT_GWOSC_HOST', 'StrainUnavailable', 'check_span', 'require_finite', 'cut_span', 'StrainSource', 'default_cache',
-           'host_folder', 'GwoscSource', 'index_entry', 'LocalStrainSource', 'strain_source']
+__all__ = ['DEFAULT_GWOSC_HOST', 'StrainUnavailable', 'check_span', 'require_finite', 'cut_span', 'covers', 'StrainSource',
+           'default_cache', 'host_folder', 'GwoscSource', 'index_entry', 'LocalStrainSource', 'strain_source']
 
 # %% ../nbs/04c_open_strain.ipynb #879a9acc
 class StrainUnavailable(ValueError):
@@ -45,6 +45,15 @@ def cut_span(data: np.ndarray, # samples
     i0 = max(int(math.floor((start - t0) * sample_rate + 1e-6)), 0)
     i1 = min(int(math.ceil((end - t0) * sample_rate - 1e-6)), len(data))
     return Strain(np.asarray(data[i0:i1]), float(sample_rate), t0 + i0 / sample_rate)
+
+def covers(t0: float, # GPS time of the first sample (s)
+           n: int, # number of samples
+           sample_rate: float, # samples per second (Hz)
+           start: float, # GPS start wanted (s)
+           end: float, # GPS end wanted (s)
+          ) -> bool:
+    "Whether `n` samples from `t0` cover [start, end) to within one sample (gwpy starts a span off the sample grid at the nearest sample)."
+    return t0 < start + 1.0 / sample_rate and t0 + n / sample_rate > end - 1.0 / sample_rate
 
 class StrainSource:
     "Where strain comes from: `fetch(ifo, start, end)` returns a `Strain` covering [start, end) or raises `StrainUnavailable`."
@@ -111,7 +120,7 @@ class GwoscSource(StrainSource):
                     with h5py.File(p, "r") as f:
                         d = f["strain"]
                         t0, rate = float(d.attrs["gps_start"]), float(d.attrs["sample_rate"])
-                        if t0 > start + 0.5 / rate or t0 + len(d) / rate < end - 0.5 / rate: continue
+                        if not covers(t0, len(d), rate, start, end): continue
                         return cut_span(d, rate, t0, start, end)
         return None
 
@@ -149,7 +158,7 @@ class GwoscSource(StrainSource):
                     raise StrainUnavailable(f"no open data for {ifo} {start:.2f}-{end:.2f} (data gap or not public)") from None
             raise errors[0] if len(errors) == 1 else e
         strain = Strain(np.asarray(ts.value, dtype=np.float64), float(ts.sample_rate.value), float(ts.t0.value))
-        if strain.start_time > start + 0.5 / strain.sample_rate or strain.start_time + len(strain.data) / strain.sample_rate < end - 0.5 / strain.sample_rate:
+        if not covers(strain.start_time, len(strain.data), strain.sample_rate, start, end):
             raise StrainUnavailable(f"open data for {ifo} cover only part of {start:.2f}-{end:.2f} (data gap)")
         return strain
 

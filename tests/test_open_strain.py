@@ -156,3 +156,11 @@ def test_gwosc_follows_the_servers_pages(server):
     from gwosc.locate import get_urls
     urls = get_urls("H1", GPS, GPS + SECONDS, host=server.host, pagesize=1)
     assert [u.rsplit("/", 1)[1] for u in urls] == [f"H-H1_GWOSC_4KHZ_R1-{GPS + k * FILE}-{FILE}.hdf5" for k in range(SECONDS // FILE)]
+
+
+@pytest.mark.parametrize("block", [None, 4096])
+def test_a_span_off_the_sample_grid_is_served(server, tmp_path, block):
+    "Trigger times are not on the 4096 Hz grid: gwpy starts at the nearest sample, which covers the span to within one sample."
+    start = GPS + 10.0 + 0.7 / 4096                            # 0.7 samples past a sample: gwpy starts at the nearest one, 0.3 after
+    strain = GwoscSource(server.host, cache=tmp_path, block=block).fetch("H1", start, start + 8.0)
+    assert abs(strain.start_time - start) < 1 / 4096 and len(strain.data) >= 8 * 4096 - 1
