@@ -249,11 +249,12 @@ class LocalStrainSource(StrainSource):
         "The samples of one file covering [start, end) ∩ the file."
         if entry["kind"] == "gwf":
             from gwpy.timeseries import TimeSeries
-            try: ts = TimeSeries.read(str(entry["path"]), self.channel.format(ifo=entry["ifo"]), format="gwf",
-                                      start=max(start, entry["start"]), end=min(end, entry["end"]))
+            try: ts = TimeSeries.read(str(entry["path"]), self.channel.format(ifo=entry["ifo"]), format="gwf",   # whole seconds, on the
+                                      start=max(math.floor(start), entry["start"]), end=min(math.ceil(end), entry["end"]))  # sample grid
             except ImportError as e: raise RuntimeError(f"{entry['path']}: reading frame files needs a GWF library "
                                                         f"(python-framel, python-lalframe or python-ldas-tools-framecpp): {e}") from e
-            return Strain(np.asarray(ts.value, dtype=np.float64), float(ts.sample_rate.value), float(ts.t0.value))
+            strain = cut_span(ts.value, float(ts.sample_rate.value), float(ts.t0.value), start, end)
+            return strain._replace(data=np.asarray(strain.data, dtype=np.float64))
         if entry["kind"] == "npy":
             return cut_span(np.load(entry["path"], mmap_mode="r"), entry["sample_rate"], entry["start"], start, end)
         import h5py

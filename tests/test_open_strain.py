@@ -164,3 +164,19 @@ def test_a_span_off_the_sample_grid_is_served(server, tmp_path, block):
     start = GPS + 10.0 + 0.7 / 4096                            # 0.7 samples past a sample: gwpy starts at the nearest one, 0.3 after
     strain = GwoscSource(server.host, cache=tmp_path, block=block).fetch("H1", start, start + 8.0)
     assert abs(strain.start_time - start) < 1 / 4096 and len(strain.data) >= 8 * 4096 - 1
+
+
+def test_frame_files_are_read_through_gwpy(archive, tmp_path):
+    "GWF frames (T050017 names, GWOSC channel) written by gwpy: a span across two frames reads the same samples as the HDF5 archive."
+    pytest.importorskip("lalframe", reason="no GWF library (the dev extra installs lalsuite)")
+    from gwpy.timeseries import TimeSeries
+    source = LocalStrainSource(archive)
+    for start in (GPS, GPS + FILE):
+        s = source.fetch("H1", start, start + FILE)
+        TimeSeries(s.data, sample_rate=s.sample_rate, t0=s.start_time, channel="H1:GWOSC-4KHZ_R1_STRAIN").write(
+            str(tmp_path / f"H-H1_GWOSC_4KHZ_R1-{start}-{FILE}.gwf"))
+    frames = LocalStrainSource(tmp_path)
+    got, want = frames.fetch("H1", GPS + 21.7 - 4, GPS + 21.7 + 4), source.fetch("H1", GPS + 21.7 - 4, GPS + 21.7 + 4)
+    assert got.start_time == want.start_time and got.sample_rate == 4096.0 and np.allclose(got.data, want.data)
+    assert peak_time(got, 4.0) == pytest.approx(0.0, abs=0.05)           # the blip injected at GPS + 21.7
+    with pytest.raises(StrainUnavailable, match="not covered by local files"): frames.fetch("H1", GPS + 70, GPS + 78)
