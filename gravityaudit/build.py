@@ -14,9 +14,9 @@ import pandas as pd
 __all__ = ['PLAN_COLUMNS', 'WORK_FOLDER', 'JOBQUEUE_KINDS', 'SCAN_MALLOC', 'OUTPUT_FILES', 'StrainProfile', 'read_profile',
            'plan_chunks', 'fetch_groups', 'cut_segment', 'segment_problem', 'fetch_segments', 'scan_segments',
            'scan_chunk', 'chunk_path', 'save_chunk', 'read_views', 'read_chunk', 'resolve_labels', 'plan_digest',
-           'open_work_folder', 'available_cores', 'cluster_from_config', 'worker_environment', 'dask_client',
-           'open_strain_source', 'describe_source', 'run_chunks', 'assemble_dataset', 'build_dataset', 'build_parser',
-           'build_command']
+           'open_work_folder', 'build_lock', 'available_cores', 'cluster_from_config', 'worker_environment',
+           'dask_client', 'open_strain_source', 'describe_source', 'run_chunks', 'assemble_dataset', 'build_dataset',
+           'build_parser', 'build_command']
 
 # %% ../nbs/04e_build.ipynb #c2dec631
 @dataclass(frozen=True)
@@ -287,6 +287,21 @@ def open_work_folder(out: Path, # the build's output folder
         with atomic_write(plan) as tmp: tmp.write_text(json.dumps({"digest": digest}) + "\n")
     return work
 
+@contextlib.contextmanager
+def build_lock(out: Path, # the build's output folder (created if missing)
+              ):
+    "Hold the build lock of `out` (a lock on the folder itself) for the block: a second build into it is refused while one runs."
+    import fcntl
+    Path(out).mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FileExistsError(f"--out {out}: another build is writing into this folder; wait for it to finish or choose another --out") from None
+        yield
+    finally: os.close(fd)
+
+
 # %% ../nbs/04e_build.ipynb #4731e816
 def available_cores() -> int:
     "CPU cores this process may use (its affinity mask, else the machine's count)."
@@ -488,35 +503,36 @@ def build_dataset(triggers, # trigger table: a file `gravityaudit.triggers.read_
     labels, splits = resolve_labels(triggers, unlabelled, sample_type, where)
     chunks = plan_chunks(triggers, chunk_size)
     digest = plan_digest(chunks, profile=asdict(profile), batch_size=batch_size, max_fetch=max_fetch, strain=describe_source(strain))
-    finished = [out / name for name in OUTPUT_FILES if (out / name).exists()]
-    if finished and not (out / WORK_FOLDER).exists():
-        if not overwrite: raise FileExistsError(f"--out {out} already holds a finished build ({finished[0].name}); pass --overwrite to build it again")
-        for path in finished: path.unlink()
-    if overwrite and (out / WORK_FOLDER).exists(): shutil.rmtree(out / WORK_FOLDER)
-    for name in OUTPUT_FILES: remove_stale_temporaries(out / name)
-    work = open_work_folder(out, digest)
-    pending = [i for i in range(len(chunks)) if not chunk_path(work, i).exists()]
-    source = open_strain_source(strain, cache)
-    make_task = lambda i: (chunks[i], source, profile, batch_size, max_fetch)
-    done = len(triggers) - sum(len(chunks[i]) for i in pending)
-    with tqdm(total=len(triggers), initial=done, desc="build", unit="trigger", disable=not progress) as bar:
-        if not pending: timings = dict(fetch_seconds=0.0, scan_seconds=0.0, pack_seconds=0.0, save_seconds=0.0, failed=0)
-        elif workers == 0: timings = run_chunks(chunks, pending, work, None, bar, make_task)
-        else:
-            with dask_client(workers, scheduler, cluster) as client:
-                timings = run_chunks(chunks, pending, work, client, bar, make_task, key_prefix=f"build-{digest}")
-    scanned_at = time.perf_counter()
-    attrs = {"source": "gravityaudit build", "strain": describe_source(strain), "sample_rate": profile.sample_rate,
-             "segment_duration": profile.segment_duration}
-    meta, failed = assemble_dataset(triggers, labels, splits, len(chunks), work, out, attrs)
-    manifest = make_manifest("build", {"triggers": source_file}, ids=meta.gravityspy_id.tolist(), argv=argv,
-                             strain=describe_source(strain), profile=asdict(profile), n_failed=len(failed))
-    with atomic_write(out / "manifest.json") as tmp: tmp.write_text(json.dumps(manifest, indent=1, default=str) + "\n")
-    shutil.rmtree(work, ignore_errors=True)
-    if len(meta) == 0: raise ValueError(f"none of the {len(triggers)} triggers could be scanned; the reasons are in {out / 'failed.csv'}")
-    return dict(triggers=len(triggers), scanned=len(meta), failed=len(failed), chunks=len(chunks), resumed_chunks=len(chunks) - len(pending),
-                seconds=time.perf_counter() - started, write_seconds=time.perf_counter() - scanned_at,
-                **{k: v for k, v in timings.items() if k != "failed"})
+    with build_lock(out):                                   # one build at a time in a folder
+        finished = [out / name for name in OUTPUT_FILES if (out / name).exists()]
+        if finished and not (out / WORK_FOLDER).exists():
+            if not overwrite: raise FileExistsError(f"--out {out} already holds a finished build ({finished[0].name}); pass --overwrite to build it again")
+            for path in finished: path.unlink()
+        if overwrite and (out / WORK_FOLDER).exists(): shutil.rmtree(out / WORK_FOLDER)
+        for name in OUTPUT_FILES: remove_stale_temporaries(out / name)
+        work = open_work_folder(out, digest)
+        pending = [i for i in range(len(chunks)) if not chunk_path(work, i).exists()]
+        source = open_strain_source(strain, cache)
+        make_task = lambda i: (chunks[i], source, profile, batch_size, max_fetch)
+        done = len(triggers) - sum(len(chunks[i]) for i in pending)
+        with tqdm(total=len(triggers), initial=done, desc="build", unit="trigger", disable=not progress) as bar:
+            if not pending: timings = dict(fetch_seconds=0.0, scan_seconds=0.0, pack_seconds=0.0, save_seconds=0.0, failed=0)
+            elif workers == 0: timings = run_chunks(chunks, pending, work, None, bar, make_task)
+            else:
+                with dask_client(workers, scheduler, cluster) as client:
+                    timings = run_chunks(chunks, pending, work, client, bar, make_task, key_prefix=f"build-{digest}")
+        scanned_at = time.perf_counter()
+        attrs = {"source": "gravityaudit build", "strain": describe_source(strain), "sample_rate": profile.sample_rate,
+                 "segment_duration": profile.segment_duration}
+        meta, failed = assemble_dataset(triggers, labels, splits, len(chunks), work, out, attrs)
+        manifest = make_manifest("build", {"triggers": source_file}, ids=meta.gravityspy_id.tolist(), argv=argv,
+                                 strain=describe_source(strain), profile=asdict(profile), n_failed=len(failed))
+        with atomic_write(out / "manifest.json") as tmp: tmp.write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+        shutil.rmtree(work, ignore_errors=True)
+        if len(meta) == 0: raise ValueError(f"none of the {len(triggers)} triggers could be scanned; the reasons are in {out / 'failed.csv'}")
+        return dict(triggers=len(triggers), scanned=len(meta), failed=len(failed), chunks=len(chunks), resumed_chunks=len(chunks) - len(pending),
+                    seconds=time.perf_counter() - started, write_seconds=time.perf_counter() - scanned_at,
+                    **{k: v for k, v in timings.items() if k != "failed"})
 
 # %% ../nbs/04e_build.ipynb #83da895e
 def build_parser() -> argparse.ArgumentParser:

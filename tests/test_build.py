@@ -195,3 +195,17 @@ def test_build_help_loads_no_pytorch(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.stderr.strip().splitlines()[-1] == "[] 0", r.stderr[-2000:]
     assert "--triggers" in r.stdout and "--cluster" in r.stdout
+
+
+def test_a_second_build_into_the_same_folder_is_refused(archive, tmp_path):
+    "While a build holds --out, another build into it stops at once with one line and leaves the folder as it was."
+    from gravityaudit.build import build_lock
+    out = tmp_path / "busy"
+    with build_lock(out):
+        code, _, err = run("build", "--triggers", archive / "triggers.csv", "--strain", archive / "strain", "--workers", 0,
+                           "--out", out, "--no-progress")
+        assert code == 2 and "another build is writing" in err and len(err.strip().splitlines()) == 1
+        assert list(out.iterdir()) == []
+    code, _, err = run("build", "--triggers", archive / "triggers.csv", "--strain", archive / "strain", "--workers", 0,
+                       "--chunk-size", 4, "--out", out, "--no-progress")
+    assert code == 0, err
