@@ -78,7 +78,7 @@ class AuditConfig(YamlConfig):
     continuum_r2: float = 0.5         # share of the cluster's map variance explained by the 1-D ordering
     continuum_gap: float = 0.25       # largest gap along the ordering, as a fraction of its range
     compress_extent: float = 0.5      # end-to-end extent relative to the typical distance between neighbouring clusters that counts as "wide"
-    compress_growth: float = 0.4      # Spearman of log bandwidth and of log duration with the ordering (both, same direction) that counts as "the glitches grow along it"
+    compress_growth: float = 0.4      # Spearman of log bandwidth and of log duration with the ordering (both, same direction), among the glitches of the dominant label, that counts as "they grow along it"
     min_segment_size: int = 15        # segments along the ordering hold at least this many glitches
     # label issues (confident learning)
     issue_classifier: str = "logistic"    # logistic | knn
@@ -457,7 +457,8 @@ def cluster_evidence(cluster_ids, # cluster id of each glitch (n,), -1 = noise (
         n_seg = int(max(2, min(c.n_segments, len(idx) // c.min_segment_size)))
         row.update(continuum_evidence(map_coords[idx], raw, unit_vectors[idx], n_seg))
         row["extent"] = end_to_end_extent(unit_vectors[idx], raw, n_seg)
-        row["physical_growth"] = physical_growth(raw, growth[idx]) if growth is not None else float("nan")
+        top = labels[idx] == row["top_label"]                # over-compression is one label's continuum: its glitches must grow
+        row["physical_growth"] = physical_growth(raw[top], growth[idx][top]) if growth is not None else float("nan")
         row.update(physical_test(physical[idx], labels[idx], c.cv_folds, c.seed))
         row.update(label_separation(physical[idx], labels[idx]))
         row["novelty_share"] = float(np.isin(labels[idx], list(c.novelty_labels)).mean())
