@@ -18,7 +18,7 @@ from .clustering import unit_rows, fit_map, default_min_cluster_size, fit_cluste
 from gravityaudit.evidence import (
     AuditConfig, FAILURE_MODES, physical_features, physical_feature_names, map_vectors, growth_coordinates, typical_neighbour_distance,
     cluster_evidence)
-from .search_inside import cut_clusters, judge_parts
+from .search_inside import cut_clusters, judge_parts, join_findings
 from .label_issues import (
     issue_features, neighbour_indices, neighbour_support, out_of_fold_probabilities, find_label_issues, nearest_by_cosine,
     novelty_neighbour_share, rank_novel)
@@ -157,7 +157,7 @@ class TaxonomyAudit:
                                                           orient, growth, self.typical_distance_, self.physical_names_)
 
     def _search_inside(self, vectors, labels, orient, growth):
-        "Stage search inside: cut physical splits and search mixed or large clusters for sub-manifolds (`split_from_`, `cut_`); name each cluster's HDBSCAN sources."
+        "Stage search inside: cut physical splits, search mixed or large clusters for sub-manifolds (`split_from_`, `cut_`), join pieces of one finding (`joined_`); name each cluster's HDBSCAN sources."
         c = self.config_
         self.cluster_ids_, self.split_from_, self.cut_ = cut_clusters(self.cluster_ids_, self.clusters_, self.physical_, labels, vectors,
                                                                       self.unit_, c)
@@ -165,10 +165,14 @@ class TaxonomyAudit:
             self.cluster_ids_, self.split_from_, self.cut_, self.clusters_, self.position_, labels, self.map_, self.unit_, self.physical_,
             c, orient, growth, self.typical_distance_, self.physical_names_)
         kept = self.clusters_.split_from.dropna().astype(int).to_dict() if len(self.clusters_) else {}
-        self.split_from_ = {int(self.clusters_.cluster[i]): k for i, k in kept.items()}
+        split = {int(self.clusters_.cluster[i]): k for i, k in kept.items()}
+        self.clusters_, self.position_, self.cluster_ids_, self.joined_ = join_findings(
+            self.cluster_ids_, self.clusters_, self.position_, labels, self.map_, self.unit_, self.physical_, c, orient, growth,
+            self.typical_distance_, self.physical_names_)
+        self.split_from_ = {k: v for k, v in split.items() if k in set(self.clusters_.cluster.astype(int)) and k not in self.joined_}
         if len(self.clusters_):
-            sources = {k: self.merged_from_[self.split_from_.get(k, k)] for k in self.clusters_.cluster.astype(int)}
-            self.clusters_["merged_from"] = [";".join(map(str, sources[int(k)])) for k in self.clusters_.cluster]
+            def sources(k): return sorted({s for m in self.joined_.get(k, [k]) for s in self.merged_from_[split.get(m, m)]})
+            self.clusters_["merged_from"] = [";".join(map(str, sources(int(k)))) for k in self.clusters_.cluster]
 
     def _modes(self) -> dict:
         "Failure mode of each cluster id."

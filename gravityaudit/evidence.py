@@ -16,8 +16,8 @@ from .checks import check_number
 __all__ = ['FAILURE_MODES', 'GROWTH_COLUMNS', 'AuditConfig', 'cosine_spread', 'one_d_ordering', 'segments_along',
            'continuum_evidence', 'end_to_end_extent', 'typical_neighbour_distance', 'check_physical_columns',
            'physical_features', 'physical_feature_names', 'common_labels', 'physical_rule', 'physical_test',
-           'map_vectors', 'label_separation', 'growth_coordinates', 'physical_growth', 'label_order_association',
-           'drift_evidence', 'decide_failure_mode', 'verdict_reason', 'cluster_evidence']
+           'map_vectors', 'label_separation', 'growth_coordinates', 'physical_growth', 'label_continuum',
+           'label_order_association', 'drift_evidence', 'decide_failure_mode', 'verdict_reason', 'cluster_evidence']
 
 # %% ../nbs/11b_evidence.ipynb #a86e1898
 FAILURE_MODES = ("over_split", "physical_split", "over_compressed", "drift", "new_class", "clean")
@@ -58,6 +58,7 @@ class AuditConfig(YamlConfig):
     cut_physical_splits: bool = True   # judge the sides of every physical_split cluster on their own (see gravityaudit.search_inside)
     search_inside: bool = True         # search mixed and large clusters for sub-manifolds (see submanifold_parts)
     search_size: int = 180             # clusters at least this big are searched even when clean
+    join_findings: bool = True         # join touching clusters that show one finding (over_compressed, drift) when their union shows it (see join_findings)
     # what the map is made of
     physics_weight: float = 1.0        # weight of the physical coordinates beside the unit embedding (0: the embedding alone)
     physics_columns: tuple[str, ...] = ("peak_frequency", "bandwidth", "duration")   # coordinates put beside it (log10, z-scored)
@@ -104,7 +105,7 @@ class AuditConfig(YamlConfig):
         for name, choices in _CHOICE_FIELDS.items():
             if getattr(self, name) not in choices: raise ValueError(f"{name}: must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if not isinstance(self.metric, str) or not self.metric: raise ValueError(f"metric: must be a distance name such as 'cosine', got {self.metric!r}")
-        for name in ("cut_physical_splits", "search_inside"):
+        for name in ("cut_physical_splits", "search_inside", "join_findings"):
             if not isinstance(getattr(self, name), bool): raise ValueError(f"{name}: must be true or false, got {getattr(self, name)!r}")
         for name in ("exclude_modes_from_issues", "novelty_labels", "physics_columns"):
             value = getattr(self, name)
@@ -254,8 +255,9 @@ def physical_test(features, # physical coordinates of the cluster's glitches, (n
                   labels, # their given labels, (n,)
                   folds: int = 5, # cross-validation folds
                   seed: int = 0, # seed of the folds and the tree
+                  repeats: int = 5, # the cross-validation is repeated on this many shufflings of the folds and averaged
                  ) -> dict:
-    "Cross-validated accuracy of predicting `labels` from physical `features` against the majority-class rate (labels with >= `folds` glitches)."
+    "Cross-validated accuracy (mean over `repeats` fold shufflings) of predicting `labels` from physical `features` against the majority-class rate (labels with >= `folds` glitches)."
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     labels = np.asarray(labels).astype(str)
     keep = common_labels(labels, folds)      # too-rare labels cannot be cross-validated: left out
@@ -263,8 +265,8 @@ def physical_test(features, # physical coordinates of the cluster's glitches, (n
     majority = float(pd.Series(y).value_counts().iloc[0] / len(y)) if len(y) else np.nan
     if x.shape[1] == 0 or len(set(y)) < 2:
         return dict(physical_accuracy=majority, majority_rate=majority, physical_gain=0.0)
-    pred = cross_val_predict(physical_rule(len(y), seed), x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
-    acc = float(np.mean(pred == y))
+    acc = float(np.mean([np.mean(cross_val_predict(physical_rule(len(y), seed + r), x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed + r)) == y)
+                         for r in range(repeats)]))
     return dict(physical_accuracy=acc, majority_rate=majority, physical_gain=acc - majority)
 
 # %% ../nbs/11b_evidence.ipynb #93109bc9
@@ -324,6 +326,26 @@ def physical_growth(position, # each glitch's position along the ordering, (n,)
     rho = np.array([spearmanr(position, g)[0] for g in growth.T if np.ptp(g) > 0], dtype=float)    # a constant column says nothing
     rho = rho[np.isfinite(rho)]
     return float(max(rho.min(), (-rho).min())) if len(rho) else float("nan")
+
+# %% ../nbs/11b_evidence.ipynb #a7c3e9d1
+def label_continuum(points, # map coordinates of the glitches of the cluster's dominant label, (m, k)
+                    unit_vectors, # their embedding vectors scaled to unit length, (m, d)
+                    growth=None, # their growth coordinates, (m, g) (None: not used)
+                    orient=None, # a value per glitch the ordering grows with (None: the first map coordinate)
+                    mixed: bool = True, # measure only in a cluster that carries several labels
+                    config: AuditConfig | None = None, # the audit's parameters (None: `AuditConfig()`)
+                   ) -> dict:
+    "Continuum, end-to-end extent and growth of the dominant label's glitches ordered on their own (NaN when not mixed or too few)."
+    c = config or AuditConfig()
+    out = dict(label_continuum_r2=np.nan, label_continuum_gap=np.nan, label_extent=np.nan, label_growth=np.nan)
+    m = len(points)
+    if not mixed or m < c.min_evidence_size: return out
+    raw = one_d_ordering(points, orient=orient, seed=c.seed)
+    n_seg = int(max(2, min(c.n_segments, m // c.min_segment_size)))
+    e = continuum_evidence(points, raw, unit_vectors, n_seg)
+    return dict(label_continuum_r2=e["continuum_r2"], label_continuum_gap=e["continuum_gap"], label_extent=end_to_end_extent(unit_vectors, raw, n_seg),
+                label_growth=physical_growth(raw, growth) if growth is not None else np.nan)
+
 
 # %% ../nbs/11b_evidence.ipynb #2e95a376
 def label_order_association(labels, # given labels, (n,)
@@ -385,10 +407,13 @@ def decide_failure_mode(evidence: dict, # one row of the cluster table: the clus
     one_label_along = e["n_segment_labels"] == 1
     grows = not e.get("physical_growth", np.nan) < c.compress_growth      # NaN: bandwidth and duration unknown, not used
     compressed = continuum and wide and grows
+    label_compressed = (e.get("label_continuum_r2", np.nan) >= c.continuum_r2 and e.get("label_continuum_gap", np.nan) <= c.continuum_gap
+                        and e.get("label_extent_ratio", np.nan) >= c.compress_extent and e.get("label_growth", np.nan) >= c.compress_growth)
     if e.get("novelty_share", 0.0) >= 0.5: return "new_class"
     if e["purity"] < c.mixed_purity:
         physics_explains = physics and (e["physical_accuracy"] >= c.physical_accuracy or explained >= c.physical_explained)
         if physics_explains and separated: return "physical_split"
+        if label_compressed: return "over_compressed"       # the dominant label's own glitches stretch over a growing continuum
         if continuum and follows_order: return "drift"
         if physics_explains: return "drift"                   # the labels move with a physical coordinate, groups overlapping
         if compressed and one_label_along: return "over_compressed"
@@ -422,6 +447,10 @@ def verdict_reason(evidence: dict, # one row of the cluster table, with its fail
         a, b = (str(e.get("separation_labels") or "|").split("|") + [""])[:2]
         return (f"{a} and {b} follow {coordinate} (physical test {e['physical_accuracy']:.2f} against {e['majority_rate']:.2f} by the "
                 f"majority label) but overlap along it (Ashman's D {e['separation_d']:.1f}): a fuzzy boundary, not a split.")
+    if mode == "over_compressed" and pd.notna(e.get("label_growth", np.nan)):
+        return (f"Its {e['top_label']} glitches ({100 * e['purity']:.0f}% of the cluster), ordered on their own, form a continuum whose "
+                f"bandwidth and duration both grow along it (Spearman {e['label_growth']:.2f}) and whose ends are "
+                f"{e['label_extent_ratio']:.1f}x as far apart as neighbouring clusters; {e['n_labels'] - 1} other label(s) share the cluster.")
     if mode == "over_compressed":
         return (f"One label ({_share(e)}) covers a continuum whose bandwidth and duration both grow along it (Spearman "
                 f"{e['physical_growth']:.2f}) and whose ends are {e['extent_ratio']:.1f}x as far apart as neighbouring clusters.")
@@ -459,6 +488,8 @@ def cluster_evidence(cluster_ids, # cluster id of each glitch (n,), -1 = noise (
         row["extent"] = end_to_end_extent(unit_vectors[idx], raw, n_seg)
         top = labels[idx] == row["top_label"]                # over-compression is one label's continuum: its glitches must grow
         row["physical_growth"] = physical_growth(raw[top], growth[idx][top]) if growth is not None else float("nan")
+        row.update(label_continuum(map_coords[idx][top], unit_vectors[idx][top], None if growth is None else growth[idx][top],
+                                   None if orient is None else orient[idx][top], row["purity"] < c.mixed_purity, c))
         row.update(physical_test(physical[idx], labels[idx], c.cv_folds, c.seed))
         row.update(label_separation(physical[idx], labels[idx]))
         row["novelty_share"] = float(np.isin(labels[idx], list(c.novelty_labels)).mean())
@@ -473,6 +504,7 @@ def cluster_evidence(cluster_ids, # cluster id of each glitch (n,), -1 = noise (
     typical = typical_neighbour_distance(cluster_ids, unit_vectors) if typical is None else typical
     table["extent_ratio"] = table["extent"] / typical if typical > 0 else 0.0
     table["wide_threshold"] = c.compress_extent
+    table["label_extent_ratio"] = table["label_extent"] / typical if typical > 0 else 0.0
     table.insert(6, "failure_mode", [decide_failure_mode(r, c) for r in table.to_dict("records")])
     table.insert(7, "judged", table["size"] >= c.min_evidence_size)
     table.insert(8, "reason", [verdict_reason(r, feature_names) for r in table.to_dict("records")])

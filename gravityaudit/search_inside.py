@@ -10,7 +10,7 @@ from .clustering import mean_direction
 from .evidence import AuditConfig, cluster_evidence, common_labels, physical_rule
 
 # %% auto #0
-__all__ = ['physical_parts', 'submanifold_parts', 'cut_clusters', 'judge_parts']
+__all__ = ['physical_parts', 'submanifold_parts', 'cut_clusters', 'judge_parts', 'join_findings']
 
 # %% ../nbs/11b_search_inside.ipynb #3e2254f5
 def physical_parts(features, # physical coordinates of the cluster's glitches, (n, k)
@@ -114,19 +114,23 @@ def judge_parts(cluster_ids, # cluster id of each glitch after `cut_clusters`
                 feature_names: list[str] | None = None, # names of the physical coordinates, for the reasons
                ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     "Judge the parts of every cut cluster; keep a cut only where it shows something the whole did not: (table, positions, cluster ids)."
-    cluster_ids = np.array(cluster_ids)
+    c, cluster_ids = config or AuditConfig(), np.array(cluster_ids)
     empty = dict(split_from=pd.array([pd.NA] * len(clusters), dtype="Int64"), cut=[""] * len(clusters))
     if not split_from: return clusters.assign(**empty), position, cluster_ids
     only = np.where(np.isin(cluster_ids, list(split_from)), cluster_ids, -1)
     parts, part_position = cluster_evidence(only, labels, map_coords, unit_vectors, physical, config, orient, growth, typical, feature_names)
     verdict = dict(zip(clusters.cluster.astype(int), clusters.failure_mode))
+    mixed = dict(zip(clusters.cluster.astype(int), clusters.purity < c.mixed_purity))
     kept = {}
     for k in sorted(set(split_from.values())):
-        modes = set(parts.failure_mode[parts.cluster.isin([q for q, v in split_from.items() if v == k])])
+        mine = parts[parts.cluster.isin([q for q, v in split_from.items() if v == k])]
+        modes = set(mine.failure_mode)
         if how[k] == "physical": undo = modes == {"clean"}                            # both sides clean: the split is the finding
         else:                                   # kept when a part shows a structure of its own, or a clean population leaves a mixture
             specific = {"new_class", "over_compressed", "drift"} - {verdict[k]}
-            undo = not (modes & specific or (verdict[k] == "over_split" and "clean" in modes))
+            purer = (verdict[k] == "over_compressed" and mixed[k] and "clean" in modes   # a mixed continuum gives up the other population
+                     and ((mine.failure_mode == "over_compressed") & (mine.purity >= c.mixed_purity)).any())
+            undo = not (modes & specific or (verdict[k] == "over_split" and "clean" in modes) or purer)
         for q in [q for q, v in split_from.items() if v == k]:
             if undo: cluster_ids[cluster_ids == q] = k
             else: kept[q] = k
@@ -139,3 +143,55 @@ def judge_parts(cluster_ids, # cluster id of each glitch after `cut_clusters`
     table["cut"] = [how[int(k)] if int(k) in kept else "" for k in table.cluster]
     moved = np.isin(cluster_ids, list(kept))               # every part kept, the one that keeps the cluster's number included
     return table.sort_values("cluster", kind="stable").reset_index(drop=True), np.where(moved, part_position, position), cluster_ids
+
+# %% ../nbs/11b_search_inside.ipynb #e6a4c3d5
+def _centre_distances(cluster_ids, unit_vectors, keys):
+    "Cosine distances between the mean directions of the clusters `keys` (inf on the diagonal)."
+    centres = np.stack([mean_direction(unit_vectors[cluster_ids == k]) for k in keys])
+    dist = 1 - centres @ centres.T
+    np.fill_diagonal(dist, np.inf)
+    return dist
+
+def join_findings(cluster_ids, # cluster id of each glitch (n,), -1 = noise
+                  clusters: pd.DataFrame, # the cluster table with each cluster's verdict (after `judge_parts`)
+                  position, # each glitch's position along its cluster
+                  labels, # given labels, (n,)
+                  map_coords, # coordinates in the clustering map, (n, n_components)
+                  unit_vectors, # embedding vectors scaled to unit length, (n, d)
+                  physical, # physical coordinates, (n, k)
+                  config: AuditConfig | None = None, # the audit's parameters (None: `AuditConfig()`)
+                  orient=None, # a value per glitch the orderings grow with, as in `cluster_evidence`
+                  growth=None, # growth coordinates, as in `cluster_evidence`
+                  typical: float | None = None, # neighbour distance that scales the extents, as in `cluster_evidence`
+                  feature_names: list[str] | None = None, # names of the physical coordinates, for the reasons
+                  modes: tuple[str, ...] = ("over_compressed", "drift"), # the findings that may be joined
+                 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict]:
+    "Join clusters showing the same finding when their union shows it too, as one continuum: (table, positions, cluster ids, {kept id: ids joined})."
+    c = config or AuditConfig()
+    ids, position, labels = np.array(cluster_ids), np.array(position, dtype=float), np.asarray(labels).astype(str)
+    table, joined = clusters.copy(), {}
+    while c.join_findings and len(table) > 1:
+        keys = table.cluster.astype(int).to_numpy()
+        dist, rows = _centre_distances(ids, unit_vectors, keys), table.to_dict("records")
+        pairs = sorted((dist[i, j], i, j) for i, j in zip(*np.triu_indices(len(keys), 1))
+                       if rows[i]["failure_mode"] == rows[j]["failure_mode"] in modes and rows[i]["top_label"] == rows[j]["top_label"])
+        for _, i, j in pairs:
+            a, b = sorted((int(keys[i]), int(keys[j])))
+            union = np.where(np.isin(ids, [a, b]), a, -1)
+            row, union_position = cluster_evidence(union, labels, map_coords, unit_vectors, physical, c, orient, growth, typical, feature_names)
+            one = row.iloc[0]
+            if one.failure_mode != rows[i]["failure_mode"] or one.continuum_r2 < c.continuum_r2 or one.continuum_gap > c.continuum_gap: continue
+            ids[ids == b] = a
+            position[ids == a] = union_position[ids == a]
+            joined[a] = sorted(joined.get(a, [a]) + joined.pop(b, [b]))
+            row = row.assign(**{k: pd.array([pd.NA], dtype="Int64") if k == "split_from" else "" for k in ("split_from", "cut") if k in table})
+            table = pd.concat([table[~table.cluster.isin([a, b])], row], ignore_index=True).sort_values("cluster", kind="stable")
+            break
+        else: break
+    table = table.reset_index(drop=True)
+    table["joined"] = [";".join(map(str, joined[int(k)])) if int(k) in joined else "" for k in table.cluster]
+    for r in np.flatnonzero(table.joined.ne("")):
+        parts = table.joined.iloc[r].split(";")
+        table.loc[r, "reason"] = f"Clusters {', '.join(parts[:-1])} and {parts[-1]} joined, one finding: {table.reason.iloc[r]}"
+    return table, position, ids, joined
+
