@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['EXACT_KNN_MAX', 'label_stats', 'cuml_available', 'unit_rows', 'mean_direction', 'neighbour_graph', 'fit_map',
-           'default_min_cluster_size', 'fit_clusters', 'label_mix_pvalue', 'merge_label_fragments']
+__all__ = ['EXACT_KNN_MAX', 'label_stats', 'cuml_available', 'unit_rows', 'mean_direction', 'centre_distances', 'neighbour_graph',
+           'fit_map', 'default_min_cluster_size', 'fit_clusters', 'label_mix_pvalue', 'merge_label_fragments']
 
 # %% ../nbs/11a_map.ipynb #5005f9e7
 def label_stats(labels, # given labels of one cluster's glitches
@@ -52,6 +52,16 @@ def mean_direction(unit_vectors, # unit vectors (n, d), one per row
     "The normalised mean of unit vectors."
     m = np.asarray(unit_vectors, dtype=np.float64).mean(0)
     return m / (np.linalg.norm(m) or 1)
+
+def centre_distances(cluster_ids, # cluster id of each glitch (n,)
+                     unit_vectors, # unit-length embedding vectors (n, d)
+                     keys, # the clusters to compare, in this order
+                    ) -> np.ndarray:
+    "Cosine distances between the mean directions of the clusters `keys`, (k, k), inf on the diagonal."
+    centres = np.stack([mean_direction(unit_vectors[np.asarray(cluster_ids) == k]) for k in keys])
+    dist = 1 - centres @ centres.T
+    np.fill_diagonal(dist, np.inf)
+    return dist
 
 # %% ../nbs/11a_map.ipynb #9830d350
 EXACT_KNN_MAX = 30_000   # up to this many glitches the neighbour search is exact (brute force, BLAS); above it approximate (NNDescent)
@@ -155,10 +165,7 @@ def label_mix_pvalue(a, # labels of the first sample
 # %% ../nbs/11a_map.ipynb #173a9ca6
 def _merge_candidates(ids, labels, unit_vectors, keys, mixed_purity, neighbours, pvalue):
     "(p, a, b) of every pair of clusters that `merge_label_fragments` may join."
-    cen = np.stack([mean_direction(unit_vectors[ids == k]) for k in keys])
-    dist = 1 - cen @ cen.T
-    np.fill_diagonal(dist, np.inf)
-    rank = dist.argsort(1, kind="stable").argsort(1, kind="stable")      # rank[i, j] = 0: j is i's nearest cluster
+    rank = centre_distances(ids, unit_vectors, keys).argsort(1, kind="stable").argsort(1, kind="stable")      # rank[i, j] = 0: j is i's nearest cluster
     mixed = [label_stats(labels[ids == k])["purity"] < mixed_purity for k in keys]
     pairs = []
     for i, j in zip(*np.triu_indices(len(keys), 1)):

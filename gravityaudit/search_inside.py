@@ -6,7 +6,7 @@
 from __future__ import annotations
 import numpy as np
 import pandas as pd
-from .clustering import mean_direction
+from .clustering import mean_direction, centre_distances
 from .evidence import AuditConfig, cluster_evidence, common_labels, physical_rule
 
 # %% auto #0
@@ -145,13 +145,6 @@ def judge_parts(cluster_ids, # cluster id of each glitch after `cut_clusters`
     return table.sort_values("cluster", kind="stable").reset_index(drop=True), np.where(moved, part_position, position), cluster_ids
 
 # %% ../nbs/11b_search_inside.ipynb #e6a4c3d5
-def _centre_distances(cluster_ids, unit_vectors, keys):
-    "Cosine distances between the mean directions of the clusters `keys` (inf on the diagonal)."
-    centres = np.stack([mean_direction(unit_vectors[cluster_ids == k]) for k in keys])
-    dist = 1 - centres @ centres.T
-    np.fill_diagonal(dist, np.inf)
-    return dist
-
 def join_findings(cluster_ids, # cluster id of each glitch (n,), -1 = noise
                   clusters: pd.DataFrame, # the cluster table with each cluster's verdict (after `judge_parts`)
                   position, # each glitch's position along its cluster
@@ -172,7 +165,7 @@ def join_findings(cluster_ids, # cluster id of each glitch (n,), -1 = noise
     table, joined = clusters.copy(), {}
     while c.join_findings and len(table) > 1:
         keys = table.cluster.astype(int).to_numpy()
-        dist, rows = _centre_distances(ids, unit_vectors, keys), table.to_dict("records")
+        dist, rows = centre_distances(ids, unit_vectors, keys), table.to_dict("records")
         pairs = sorted((dist[i, j], i, j) for i, j in zip(*np.triu_indices(len(keys), 1))
                        if rows[i]["failure_mode"] == rows[j]["failure_mode"] in modes and rows[i]["top_label"] == rows[j]["top_label"])
         for _, i, j in pairs:
