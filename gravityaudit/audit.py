@@ -246,13 +246,16 @@ def write_report(out_dir, # the audit's output folder: report.md goes there, wit
     out = Path(out_dir)
     a, clusters, issues, novel = audit_tables(result)
     n, noise = len(a), int((a.cluster < 0).sum())
-    merged = clusters[clusters.merged_from.astype(str).str.contains(";")] if "merged_from" in clusters else clusters.iloc[:0]
     n_hdbscan = int(a.hdbscan_cluster.max()) + 1 if "hdbscan_cluster" in a and len(a) else len(clusters)
     parts = clusters[clusters.split_from.notna()] if "split_from" in clusters else clusters.iloc[:0]
+    one_finding = clusters.joined.fillna("").astype(str).str.contains(";") if "joined" in clusters else pd.Series(False, index=clusters.index)
+    findings = int(one_finding.sum())
+    merged = clusters[clusters.merged_from.astype(str).str.contains(";") & ~one_finding] if "merged_from" in clusters else clusters.iloc[:0]
     lines = ["# Taxonomy audit", "",
              f"{n} glitches with {a.label.nunique()} labels; {len(clusters)} clusters ({n_hdbscan} from HDBSCAN, {len(merged)} of them "
              f"joined from fragments with one label mix, {parts.split_from.nunique()} cut into {len(parts)} parts judged on their own "
-             f"because a part showed what the whole did not); {noise} noise points ({noise / max(n, 1):.1%}).", ""]
+             f"because a part showed what the whole did not{f', {findings} joined from touching clusters showing one finding' if findings else ''}); "
+             f"{noise} noise points ({noise / max(n, 1):.1%}).", ""]
     used = getattr(getattr(result, "audit", result), "map_columns_", None)
     if used is not None:
         lines += [f"The map is made of the embedding beside {', '.join(used)} (log10, standardised)." if used else

@@ -184,7 +184,6 @@ def join_findings(cluster_ids, # cluster id of each glitch (n,), -1 = noise
     table = table.reset_index(drop=True)
     table["joined"] = [";".join(map(str, joined[int(k)])) if int(k) in joined else "" for k in table.cluster]
     for r in np.flatnonzero(table.joined.ne("")):
-        parts = table.joined.iloc[r].split(";")
-        table.loc[r, "reason"] = f"Clusters {', '.join(parts[:-1])} and {parts[-1]} joined, one finding: {table.reason.iloc[r]}"
+        table.loc[r, "reason"] = f"{len(table.joined.iloc[r].split(';'))} touching clusters of the map, one finding reported once: {table.reason.iloc[r]}"
     return table, position, ids, joined
 
