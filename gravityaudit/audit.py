@@ -18,7 +18,7 @@ from .clustering import unit_rows, fit_map, default_min_cluster_size, fit_cluste
 from gravityaudit.evidence import (
     AuditConfig, FAILURE_MODES, physical_features, physical_feature_names, map_vectors, growth_coordinates, typical_neighbour_distance,
     cluster_evidence)
-from .search_inside import cut_clusters, judge_parts, join_findings
+from .search_inside import cut_clusters, judge_parts, join_findings, condensed_tree, hierarchy_groups, join_along_hierarchy
 from .label_issues import (
     issue_features, neighbour_indices, neighbour_support, out_of_fold_probabilities, find_label_issues, nearest_by_cosine,
     novelty_neighbour_share, rank_novel)
@@ -157,7 +157,7 @@ class TaxonomyAudit:
                                                           orient, growth, self.typical_distance_, self.physical_names_)
 
     def _search_inside(self, vectors, labels, orient, growth):
-        "Stage search inside: cut physical splits, search mixed or large clusters for sub-manifolds (`split_from_`, `cut_`), join pieces of one finding (`joined_`); name each cluster's HDBSCAN sources."
+        "Stage search inside: cut physical splits, search mixed or large clusters for sub-manifolds (`split_from_`, `cut_`), join pieces of one finding and drifts along HDBSCAN's hierarchy (`joined_`); name each cluster's HDBSCAN sources."
         c = self.config_
         self.cluster_ids_, self.split_from_, self.cut_ = cut_clusters(self.cluster_ids_, self.clusters_, self.physical_, labels, vectors,
                                                                       self.unit_, c)
@@ -169,6 +169,13 @@ class TaxonomyAudit:
         self.clusters_, self.position_, self.cluster_ids_, self.joined_ = join_findings(
             self.cluster_ids_, self.clusters_, self.position_, labels, self.map_, self.unit_, self.physical_, c, orient, growth,
             self.typical_distance_, self.physical_names_)
+        tree = condensed_tree(self.clusterer_) if c.search_hierarchy else None
+        groups = hierarchy_groups(tree, self.hdbscan_ids_) if tree is not None else []
+        frequency = self.physical_names_.index("peak_frequency") if "peak_frequency" in self.physical_names_ else -1
+        self.clusters_, self.position_, self.cluster_ids_, drifts = join_along_hierarchy(
+            self.cluster_ids_, self.clusters_, groups, self.position_, labels, self.map_, self.unit_, self.physical_, frequency, c, orient,
+            growth, self.typical_distance_, self.physical_names_)
+        self.joined_.update(drifts)
         self.split_from_ = {k: v for k, v in split.items() if k in set(self.clusters_.cluster.astype(int)) and k not in self.joined_}
         if len(self.clusters_):
             def sources(k): return sorted({s for m in self.joined_.get(k, [k]) for s in self.merged_from_[split.get(m, m)]})
@@ -254,7 +261,7 @@ def write_report(out_dir, # the audit's output folder: report.md goes there, wit
     lines = ["# Taxonomy audit", "",
              f"{n} glitches with {a.label.nunique()} labels; {len(clusters)} clusters ({n_hdbscan} from HDBSCAN, {len(merged)} of them "
              f"joined from fragments with one label mix, {parts.split_from.nunique()} cut into {len(parts)} parts judged on their own "
-             f"because a part showed what the whole did not{f', {findings} joined from touching clusters showing one finding' if findings else ''}); "
+             f"because a part showed what the whole did not{f', {findings} joined from touching clusters into one finding' if findings else ''}); "
              f"{noise} noise points ({noise / max(n, 1):.1%}).", ""]
     used = getattr(getattr(result, "audit", result), "map_columns_", None)
     if used is not None:

@@ -16,8 +16,9 @@ from .checks import check_number
 __all__ = ['FAILURE_MODES', 'GROWTH_COLUMNS', 'AuditConfig', 'cosine_spread', 'one_d_ordering', 'segments_along',
            'continuum_evidence', 'end_to_end_extent', 'typical_neighbour_distance', 'check_physical_columns',
            'physical_features', 'physical_feature_names', 'common_labels', 'physical_rule', 'physical_test',
-           'map_vectors', 'label_separation', 'growth_coordinates', 'physical_growth', 'label_continuum',
-           'label_order_association', 'drift_evidence', 'decide_failure_mode', 'verdict_reason', 'cluster_evidence']
+           'map_vectors', 'density_valley', 'label_separation', 'growth_coordinates', 'physical_growth',
+           'label_continuum', 'label_order_association', 'drift_evidence', 'labels_explained', 'single_cut',
+           'decide_failure_mode', 'verdict_reason', 'cluster_evidence']
 
 # %% ../nbs/11b_evidence.ipynb #a86e1898
 FAILURE_MODES = ("over_split", "physical_split", "over_compressed", "drift", "new_class", "clean")
@@ -29,7 +30,7 @@ _NUMBER_FIELDS = {   # field: (integer?, lowest, highest, None allowed)
     "n_epochs": (True, 1, None, True), "min_cluster_size": (True, 2, None, True), "min_samples": (True, 1, None, True),
     "cluster_selection_epsilon": (False, 0, None, False), "merge_neighbours": (True, 0, None, False), "merge_pvalue": (False, 0, 1, False),
     "seed": (True, 0, None, False), "n_segments": (True, 2, None, False), "cv_folds": (True, 2, None, False),
-    "min_evidence_size": (True, 1, None, False), "separation_d": (False, 0, None, False), "physics_weight": (False, 0, None, False), "search_size": (True, 2, None, False), "mixed_purity": (False, 0, 1, False), "physical_gain": (False, 0, 1, False),
+    "min_evidence_size": (True, 1, None, False), "separation_d": (False, 0, None, False), "separation_valley": (False, 0, None, False), "drift_path": (False, 0, 1, False), "physics_weight": (False, 0, None, False), "search_size": (True, 2, None, False), "mixed_purity": (False, 0, 1, False), "physical_gain": (False, 0, 1, False),
     "physical_accuracy": (False, 0, 1, False), "physical_explained": (False, 0, 1, False), "order_association": (False, 0, 1, False),
     "order_pvalue": (False, 0, 1, False), "continuum_r2": (False, 0, 1, False), "continuum_gap": (False, 0, 1, False),
     "compress_extent": (False, 0, None, False), "compress_growth": (False, -1, 1, False), "min_segment_size": (True, 1, None, False),
@@ -59,6 +60,8 @@ class AuditConfig(YamlConfig):
     search_inside: bool = True         # search mixed and large clusters for sub-manifolds (see submanifold_parts)
     search_size: int = 180             # clusters at least this big are searched even when clean
     join_findings: bool = True         # join touching clusters that show one finding (over_compressed, drift) when their union shows it (see join_findings)
+    search_hierarchy: bool = True      # judge clusters that HDBSCAN's hierarchy joins at a lower density as one drift (see join_along_hierarchy) ...
+    drift_path: float = 0.8            # ... when the union's ordering follows peak frequency with at least this |Spearman|
     # what the map is made of
     physics_weight: float = 1.0        # weight of the physical coordinates beside the unit embedding (0: the embedding alone)
     physics_columns: tuple[str, ...] = ("peak_frequency", "bandwidth", "duration")   # coordinates put beside it (log10, z-scored)
@@ -73,7 +76,8 @@ class AuditConfig(YamlConfig):
     physical_gain: float = 0.15       # physical-test accuracy above the majority rate that counts as "explained"
     physical_accuracy: float = 0.9    # ... and the accuracy that counts as a clean physical split
     physical_explained: float = 0.5   # share of the label disagreement the physical test removes that counts as a partial physical split
-    separation_d: float = 2.0         # Ashman's D between the two main labels along their best physical coordinate that counts as "separated groups"
+    separation_d: float = 2.0         # Ashman's D between the two main labels along their best physical coordinate that counts as "separated groups" ...
+    separation_valley: float = 0.5    # ... when glitches at the best cut are at most this fraction as dense as at the groups' centres (a gap)
     order_association: float = 0.3   # Cramer's V between label and segment that counts as "labels follow the ordering" ...
     order_pvalue: float = 0.01        # ... when the chi-square test of independence also rejects at this level
     continuum_r2: float = 0.5         # share of the cluster's map variance explained by the 1-D ordering
@@ -105,7 +109,7 @@ class AuditConfig(YamlConfig):
         for name, choices in _CHOICE_FIELDS.items():
             if getattr(self, name) not in choices: raise ValueError(f"{name}: must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if not isinstance(self.metric, str) or not self.metric: raise ValueError(f"metric: must be a distance name such as 'cosine', got {self.metric!r}")
-        for name in ("cut_physical_splits", "search_inside", "join_findings"):
+        for name in ("cut_physical_splits", "search_inside", "join_findings", "search_hierarchy"):
             if not isinstance(getattr(self, name), bool): raise ValueError(f"{name}: must be true or false, got {getattr(self, name)!r}")
         for name in ("exclude_modes_from_issues", "novelty_labels", "physics_columns"):
             value = getattr(self, name)
@@ -285,6 +289,18 @@ def map_vectors(vectors, # embedding vectors, (n, d)
     return np.hstack([u, weight * z / np.sqrt(len(columns))]).astype(np.float32), list(columns)
 
 # %% ../nbs/11b_evidence.ipynb #ca22c7d5
+def density_valley(a, # one label's values along a coordinate
+                   b, # the other label's values along it
+                   cut: float, # where a single cut separates them best
+                  ) -> float:
+    "Glitches of both labels near `cut` over those near the emptier of the two medians (windows a third of the medians' distance): ~0 across a gap, ~1 along a trend."
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    lo, hi = sorted((float(np.median(a)), float(np.median(b))))
+    if hi <= lo: return 1.0
+    h, pooled = (hi - lo) / 6, np.r_[a, b]
+    def near(x): return int(np.sum(np.abs(pooled - x) <= h))
+    return near(min(max(cut, lo + h), hi - h)) / max(min(near(lo), near(hi)), 1)
+
 def label_separation(features, # physical coordinates of the cluster's glitches, (n, k)
                      labels, # their given labels, (n,)
                      min_share: float = 0.1, # a label counts when it holds at least this share of the cluster (and 5 glitches)
@@ -293,7 +309,8 @@ def label_separation(features, # physical coordinates of the cluster's glitches,
     x, labels = np.asarray(features, dtype=float), np.asarray(labels).astype(str)
     counts = pd.Series(labels).value_counts()
     top = counts[counts >= max(5, min_share * len(labels))].index[:2]
-    empty = dict(separation_column=-1, separation_accuracy=float("nan"), separation_d=float("nan"), separation_labels="")
+    empty = dict(separation_column=-1, separation_accuracy=float("nan"), separation_d=float("nan"), separation_labels="",
+                 separation_valley=float("nan"))
     if len(top) < 2 or x.ndim != 2 or x.shape[1] == 0: return empty
     def width(z): return max(1.4826 * float(np.median(np.abs(z - np.median(z)))), 0.02)   # robust sigma, at least 0.02 dex
     best = None
@@ -302,10 +319,12 @@ def label_separation(features, # physical coordinates of the cluster's glitches,
         values = np.unique(np.r_[a, b])
         cuts = (values[1:] + values[:-1]) / 2 if len(values) > 1 else values
         below_a, below_b = (a[:, None] <= cuts).mean(0), (b[:, None] <= cuts).mean(0)
-        accuracy = float(np.max(0.5 + 0.5 * np.abs(below_a - below_b)))       # balanced accuracy of the best cut, either side
+        score = 0.5 + 0.5 * np.abs(below_a - below_b)                          # balanced accuracy of each cut, either side
+        accuracy = float(np.max(score))
         d = float(np.sqrt(2) * abs(np.median(a) - np.median(b)) / np.hypot(width(a), width(b)))
-        if best is None or (accuracy, d) > best[1:]: best = (j, accuracy, d)
-    return dict(separation_column=best[0], separation_accuracy=best[1], separation_d=best[2], separation_labels=f"{top[0]}|{top[1]}")
+        if best is None or (accuracy, d) > best[1:3]: best = (j, accuracy, d, density_valley(a, b, float(cuts[np.argmax(score)])))
+    return dict(separation_column=best[0], separation_accuracy=best[1], separation_d=best[2], separation_labels=f"{top[0]}|{top[1]}",
+                separation_valley=best[3])
 
 # %% ../nbs/11b_evidence.ipynb #b962d8d8
 GROWTH_COLUMNS = ("bandwidth", "duration")
@@ -390,6 +409,23 @@ def drift_evidence(labels, # the cluster's given labels, (n,)
                 max_segment_disagreement=float(np.nanmax(disagreement)), segment_majority=majority, segment_disagreement=disagreement)
 
 # %% ../nbs/11b_evidence.ipynb #8aff2c58
+def labels_explained(evidence: dict, # one row of the cluster table: the cluster's evidence
+                     config: AuditConfig | None = None, # the thresholds (default: AuditConfig())
+                    ) -> bool:
+    "Does the physical test explain the label split: a gain of `physical_gain`, and `physical_accuracy` or `physical_explained` of the disagreement?"
+    c = config or AuditConfig()
+    gain, accuracy = evidence.get("physical_gain", np.nan), evidence.get("physical_accuracy", np.nan)
+    unexplained = 1 - (accuracy - gain)                                   # 1 - majority rate: the disagreement to explain
+    explained = gain / unexplained if unexplained > 0 else 0.0
+    return bool(gain >= c.physical_gain and (accuracy >= c.physical_accuracy or explained >= c.physical_explained))
+
+def single_cut(evidence: dict, # one row of the cluster table: the cluster's evidence
+               config: AuditConfig | None = None, # the thresholds (default: AuditConfig())
+              ) -> bool:
+    "Does one cut of one physical coordinate separate the two main labels (`separation_accuracy`, `separation_d`), gap or no gap?"
+    c, e = config or AuditConfig(), evidence
+    return bool(e.get("separation_accuracy", np.nan) >= c.physical_accuracy and e.get("separation_d", np.nan) >= c.separation_d)
+
 def decide_failure_mode(evidence: dict, # one row of the cluster table: the cluster's evidence
                         config: AuditConfig | None = None, # the thresholds (default: AuditConfig())
                        ) -> str:
@@ -399,10 +435,7 @@ def decide_failure_mode(evidence: dict, # one row of the cluster table: the clus
     if e["size"] < c.min_evidence_size: return "clean"
     continuum = e["continuum_r2"] >= c.continuum_r2 and e["continuum_gap"] <= c.continuum_gap
     wide = e["extent_ratio"] >= c.compress_extent
-    physics = e["physical_gain"] >= c.physical_gain
-    unexplained = 1 - (e["physical_accuracy"] - e["physical_gain"])      # 1 - majority rate: the disagreement to explain
-    explained = e["physical_gain"] / unexplained if unexplained > 0 else 0.0
-    separated = e.get("separation_accuracy", np.nan) >= c.physical_accuracy and e.get("separation_d", np.nan) >= c.separation_d
+    separated = single_cut(e, c) and e.get("separation_valley", 0.0) <= c.separation_valley     # a gap between the groups, not a threshold
     follows_order = e["order_association"] >= c.order_association and e["order_pvalue"] <= c.order_pvalue
     one_label_along = e["n_segment_labels"] == 1
     grows = not e.get("physical_growth", np.nan) < c.compress_growth      # NaN: bandwidth and duration unknown, not used
@@ -411,7 +444,7 @@ def decide_failure_mode(evidence: dict, # one row of the cluster table: the clus
                         and e.get("label_extent_ratio", np.nan) >= c.compress_extent and e.get("label_growth", np.nan) >= c.compress_growth)
     if e.get("novelty_share", 0.0) >= 0.5: return "new_class"
     if e["purity"] < c.mixed_purity:
-        physics_explains = physics and (e["physical_accuracy"] >= c.physical_accuracy or explained >= c.physical_explained)
+        physics_explains = labels_explained(e, c)
         if physics_explains and separated: return "physical_split"
         if label_compressed: return "over_compressed"       # the dominant label's own glitches stretch over a growing continuum
         if continuum and follows_order: return "drift"
@@ -422,6 +455,7 @@ def decide_failure_mode(evidence: dict, # one row of the cluster table: the clus
 
 # %% ../nbs/11b_evidence.ipynb #a5ae3f50
 def _share(e, label=None): return f"{label or e['top_label']} {100 * e['purity']:.0f}%"
+def _valley(e): return f"glitches at the cut {100 * e.get('separation_valley', np.nan):.0f}% as dense as at the groups' centres"
 
 def verdict_reason(evidence: dict, # one row of the cluster table, with its failure_mode
                    feature_names: list[str] | None = None, # names of the physical coordinates (see physical_feature_names)
@@ -438,7 +472,7 @@ def verdict_reason(evidence: dict, # one row of the cluster table, with its fail
     if mode == "physical_split":
         a, b = (str(e.get("separation_labels") or "|").split("|") + [""])[:2]
         return (f"{a} and {b} sit apart in {coordinate} (a single cut separates {100 * e['separation_accuracy']:.0f}% of them, "
-                f"Ashman's D {e['separation_d']:.1f}): the label split follows the physics, a legitimate split.")
+                f"Ashman's D {e['separation_d']:.1f}, {_valley(e)}): the label split follows the physics, a legitimate split.")
     if mode == "drift":
         along = " -> ".join(dict.fromkeys(m for m in str(e.get("segment_majority", "")).split(";") if m)) or e["top_label"]
         if e.get("n_segment_labels", 1) > 1:
@@ -446,7 +480,7 @@ def verdict_reason(evidence: dict, # one row of the cluster table, with its fail
                     f"(label-position association {e['order_association']:.2f}): one family drifting across class boundaries.")
         a, b = (str(e.get("separation_labels") or "|").split("|") + [""])[:2]
         return (f"{a} and {b} follow {coordinate} (physical test {e['physical_accuracy']:.2f} against {e['majority_rate']:.2f} by the "
-                f"majority label) but overlap along it (Ashman's D {e['separation_d']:.1f}): a fuzzy boundary, not a split.")
+                f"majority label) but meet along it without a gap (Ashman's D {e['separation_d']:.1f}, {_valley(e)}): a fuzzy boundary, not a split.")
     if mode == "over_compressed" and pd.notna(e.get("label_growth", np.nan)):
         return (f"Its {e['top_label']} glitches ({100 * e['purity']:.0f}% of the cluster), ordered on their own, form a continuum whose "
                 f"bandwidth and duration both grow along it (Spearman {e['label_growth']:.2f}) and whose ends are "

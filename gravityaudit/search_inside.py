@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from .clustering import mean_direction, centre_distances
-from .evidence import AuditConfig, cluster_evidence, common_labels, physical_rule
+from .evidence import AuditConfig, cluster_evidence, common_labels, physical_rule, labels_explained, single_cut
 
 # %% auto #0
-__all__ = ['physical_parts', 'submanifold_parts', 'cut_clusters', 'judge_parts', 'join_findings']
+__all__ = ['physical_parts', 'submanifold_parts', 'cut_clusters', 'judge_parts', 'join_findings', 'condensed_tree',
+           'hierarchy_groups', 'join_along_hierarchy']
 
 # %% ../nbs/11b_search_inside.ipynb #3e2254f5
 def physical_parts(features, # physical coordinates of the cluster's glitches, (n, k)
@@ -81,7 +82,8 @@ def cut_clusters(cluster_ids, # cluster id of each glitch, -1 = noise
     for row in (clusters.to_dict("records") if len(clusters) else []):
         k, mode, size = int(row["cluster"]), row["failure_mode"], int(row["size"])
         idx = np.flatnonzero(cluster_ids == k)
-        if mode == "physical_split" and c.cut_physical_splits and size >= c.min_evidence_size:
+        by_physics = mode == "physical_split" or (mode == "drift" and labels_explained(row, c) and single_cut(row, c))
+        if by_physics and c.cut_physical_splits and size >= c.min_evidence_size:
             part, kind = physical_parts(np.asarray(physical)[idx], labels[idx], c.min_evidence_size, c.cv_folds, c.seed), "physical"
         elif (c.search_inside and vectors is not None and size >= 2 * c.min_evidence_size and mode != "new_class"
               and (mode != "clean" or size >= c.search_size)):
@@ -125,12 +127,13 @@ def judge_parts(cluster_ids, # cluster id of each glitch after `cut_clusters`
     for k in sorted(set(split_from.values())):
         mine = parts[parts.cluster.isin([q for q, v in split_from.items() if v == k])]
         modes = set(mine.failure_mode)
-        if how[k] == "physical": undo = modes == {"clean"}                            # both sides clean: the split is the finding
+        if how[k] == "physical" and verdict[k] == "physical_split": undo = modes == {"clean"}     # all sides clean: the split is the finding
         else:                                   # kept when a part shows a structure of its own, or a clean population leaves a mixture
             specific = {"new_class", "over_compressed", "drift"} - {verdict[k]}
             purer = (verdict[k] == "over_compressed" and mixed[k] and "clean" in modes   # a mixed continuum gives up the other population
                      and ((mine.failure_mode == "over_compressed") & (mine.purity >= c.mixed_purity)).any())
-            undo = not (modes & specific or (verdict[k] == "over_split" and "clean" in modes) or purer)
+            lost = verdict[k] == "over_compressed" and not modes & {"over_compressed", "new_class"}    # a cut through the continuum loses it
+            undo = lost or not (modes & specific or (verdict[k] == "over_split" and "clean" in modes) or purer)
         for q in [q for q, v in split_from.items() if v == k]:
             if undo: cluster_ids[cluster_ids == q] = k
             else: kept[q] = k
@@ -187,3 +190,78 @@ def join_findings(cluster_ids, # cluster id of each glitch (n,), -1 = noise
         table.loc[r, "reason"] = f"{len(table.joined.iloc[r].split(';'))} touching clusters of the map, one finding reported once: {table.reason.iloc[r]}"
     return table, position, ids, joined
 
+
+# %% ../nbs/11b_search_inside.ipynb #f63fa499
+def condensed_tree(clusterer, # a fitted HDBSCAN (hdbscan or cuML)
+                  ) -> pd.DataFrame | None:
+    "HDBSCAN's condensed tree as a table (parent, child, lambda_val, child_size), or None when the clusterer keeps none."
+    tree = getattr(clusterer, "condensed_tree_", None)
+    if tree is None or not hasattr(tree, "to_pandas"): return None
+    return tree.to_pandas()[["parent", "child", "lambda_val", "child_size"]]
+
+def hierarchy_groups(tree: pd.DataFrame, # HDBSCAN's condensed tree (`condensed_tree`)
+                     hdbscan_ids, # HDBSCAN's cluster of each glitch (n,), -1 = noise
+                    ) -> list[np.ndarray]:
+    "Glitch indices of every tree node holding two or more HDBSCAN clusters that fill at least half of it, smallest first."
+    ids = np.asarray(hdbscan_ids)
+    points, nodes = tree[tree.child < len(ids)], tree[tree.child >= len(ids)]
+    parent = dict(zip(nodes.child.astype(int), nodes.parent.astype(int)))
+    members = {}
+    for p, x in zip(points.child.astype(int), points.parent.astype(int)):      # each glitch belongs to its node and every node above
+        while True:
+            members.setdefault(x, []).append(p)
+            if x not in parent: break
+            x = parent[x]
+    groups = []
+    for m in members.values():
+        inside = ids[np.asarray(m)]
+        held = inside[inside >= 0]
+        if len(np.unique(held)) >= 2 and len(held) >= len(m) / 2: groups.append(np.sort(np.asarray(m)))
+    return sorted(groups, key=len)
+
+# %% ../nbs/11b_search_inside.ipynb #780bb31e
+def join_along_hierarchy(cluster_ids, # cluster id of each glitch (n,), -1 = noise
+                         clusters: pd.DataFrame, # the cluster table with each cluster's verdict (after `join_findings`)
+                         groups: list, # glitch indices of each coarser cluster (`hierarchy_groups`), smallest first
+                         position, # each glitch's position along its cluster
+                         labels, # given labels, (n,)
+                         map_coords, # coordinates in the clustering map, (n, n_components)
+                         unit_vectors, # embedding vectors scaled to unit length, (n, d)
+                         physical, # physical coordinates, (n, k)
+                         frequency_column: int, # the column of `physical` holding log peak frequency (-1: none, no search)
+                         config: AuditConfig | None = None, # the audit's parameters (None: `AuditConfig()`)
+                         orient=None, # a value per glitch the orderings grow with, as in `cluster_evidence`
+                         growth=None, # growth coordinates, as in `cluster_evidence`
+                         typical: float | None = None, # neighbour distance that scales the extents, as in `cluster_evidence`
+                         feature_names: list[str] | None = None, # names of the physical coordinates, for the reasons
+                        ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict]:
+    "Judge each coarser cluster of HDBSCAN's hierarchy whole; keep it where it is a drift along peak frequency: (table, positions, ids, {kept id: ids joined})."
+    from scipy.stats import spearmanr
+    c = config or AuditConfig()
+    ids, position, labels = np.array(cluster_ids), np.array(position, dtype=float), np.asarray(labels).astype(str)
+    table, joined = clusters.copy(), {}
+    if not c.search_hierarchy or frequency_column < 0: return table, position, ids, joined
+    for members in groups:
+        mode, purity = dict(zip(table.cluster.astype(int), table.failure_mode)), dict(zip(table.cluster.astype(int), table.purity))
+        present, count = np.unique(ids[members][ids[members] >= 0], return_counts=True)
+        pieces = [int(k) for k, m in zip(present, count) if k in mode and m >= 0.5 * np.sum(ids == k)]
+        if (len(pieces) < 2 or any(mode[k] in ("over_compressed", "new_class", "drift") for k in pieces)
+            or all(purity[k] >= c.mixed_purity for k in pieces)): continue
+        union = np.isin(ids, pieces)
+        union[members[ids[members] < 0]] = True                          # the glitches between the pieces
+        row, union_position = cluster_evidence(np.where(union, min(pieces), -1), labels, map_coords, unit_vectors, physical, c, orient,
+                                               growth, typical, feature_names)
+        r = row.iloc[0]
+        path = abs(float(np.nan_to_num(spearmanr(union_position[union], np.asarray(physical)[union, frequency_column])[0])))
+        if not (r.failure_mode == "drift" and r.n_segment_labels > 1 and r.continuum_r2 >= c.continuum_r2
+                and r.continuum_gap <= c.continuum_gap and path >= c.drift_path): continue
+        a, between = min(pieces), int(np.sum(union & (ids < 0)))
+        ids[union], position[union] = a, union_position[union]
+        joined[a] = sorted(pieces)
+        row = row.assign(reason=f"{len(pieces)} clusters that HDBSCAN's hierarchy joins at a lower density, with {between} glitches between "
+                                f"them, lie on one path along peak frequency (Spearman {path:.2f}): {r.reason}",
+                         joined=";".join(map(str, sorted(pieces))),
+                         **{k: pd.array([pd.NA], dtype="Int64") if k == "split_from" else "" for k in ("split_from", "cut") if k in table})
+        table = pd.concat([table[~table.cluster.isin(pieces)], row], ignore_index=True).sort_values("cluster", kind="stable")
+    if "joined" in table: table["joined"] = table.joined.fillna("")
+    return table.reset_index(drop=True), position, ids, joined
