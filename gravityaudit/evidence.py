@@ -455,7 +455,9 @@ def decide_failure_mode(evidence: dict, # one row of the cluster table: the clus
 
 # %% ../nbs/11b_evidence.ipynb #a5ae3f50
 def _share(e, label=None): return f"{label or e['top_label']} {100 * e['purity']:.0f}%"
-def _valley(e): return f"glitches at the cut {100 * e.get('separation_valley', np.nan):.0f}% as dense as at the groups' centres"
+def _valley(e):
+    v = e.get("separation_valley", np.nan)
+    return f", glitches at the cut {100 * v:.0f}% as dense as at the groups' centres" if pd.notna(v) else ""
 
 def verdict_reason(evidence: dict, # one row of the cluster table, with its failure_mode
                    feature_names: list[str] | None = None, # names of the physical coordinates (see physical_feature_names)
@@ -472,7 +474,7 @@ def verdict_reason(evidence: dict, # one row of the cluster table, with its fail
     if mode == "physical_split":
         a, b = (str(e.get("separation_labels") or "|").split("|") + [""])[:2]
         return (f"{a} and {b} sit apart in {coordinate} (a single cut separates {100 * e['separation_accuracy']:.0f}% of them, "
-                f"Ashman's D {e['separation_d']:.1f}, {_valley(e)}): the label split follows the physics, a legitimate split.")
+                f"Ashman's D {e['separation_d']:.1f}{_valley(e)}): the label split follows the physics, a legitimate split.")
     if mode == "drift":
         along = " -> ".join(dict.fromkeys(m for m in str(e.get("segment_majority", "")).split(";") if m)) or e["top_label"]
         if e.get("n_segment_labels", 1) > 1:
@@ -480,7 +482,7 @@ def verdict_reason(evidence: dict, # one row of the cluster table, with its fail
                     f"(label-position association {e['order_association']:.2f}): one family drifting across class boundaries.")
         a, b = (str(e.get("separation_labels") or "|").split("|") + [""])[:2]
         return (f"{a} and {b} follow {coordinate} (physical test {e['physical_accuracy']:.2f} against {e['majority_rate']:.2f} by the "
-                f"majority label) but meet along it without a gap (Ashman's D {e['separation_d']:.1f}, {_valley(e)}): a fuzzy boundary, not a split.")
+                f"majority label) but meet along it without a gap (Ashman's D {e['separation_d']:.1f}{_valley(e)}): a fuzzy boundary, not a split.")
     if mode == "over_compressed" and pd.notna(e.get("label_growth", np.nan)):
         return (f"Its {e['top_label']} glitches ({100 * e['purity']:.0f}% of the cluster), ordered on their own, form a continuum whose "
                 f"bandwidth and duration both grow along it (Spearman {e['label_growth']:.2f}) and whose ends are "
