@@ -148,6 +148,11 @@ def judge_parts(cluster_ids, # cluster id of each glitch after `cut_clusters`
     return table.sort_values("cluster", kind="stable").reset_index(drop=True), np.where(moved, part_position, position), cluster_ids
 
 # %% ../nbs/11b_search_inside.ipynb #e6a4c3d5
+def _replace_clusters(table: pd.DataFrame, old: list, row: pd.DataFrame) -> pd.DataFrame:
+    "The cluster table with the clusters `old` replaced by the joined cluster's `row` (not a cut part: no split_from, no cut)."
+    row = row.assign(**{k: pd.array([pd.NA], dtype="Int64") if k == "split_from" else "" for k in ("split_from", "cut") if k in table})
+    return pd.concat([table[~table.cluster.isin(old)], row], ignore_index=True).sort_values("cluster", kind="stable")
+
 def join_findings(cluster_ids, # cluster id of each glitch (n,), -1 = noise
                   clusters: pd.DataFrame, # the cluster table with each cluster's verdict (after `judge_parts`)
                   position, # each glitch's position along its cluster
@@ -180,8 +185,7 @@ def join_findings(cluster_ids, # cluster id of each glitch (n,), -1 = noise
             ids[ids == b] = a
             position[ids == a] = union_position[ids == a]
             joined[a] = sorted(joined.get(a, [a]) + joined.pop(b, [b]))
-            row = row.assign(**{k: pd.array([pd.NA], dtype="Int64") if k == "split_from" else "" for k in ("split_from", "cut") if k in table})
-            table = pd.concat([table[~table.cluster.isin([a, b])], row], ignore_index=True).sort_values("cluster", kind="stable")
+            table = _replace_clusters(table, [a, b], row)
             break
         else: break
     table = table.reset_index(drop=True)
@@ -260,8 +264,7 @@ def join_along_hierarchy(cluster_ids, # cluster id of each glitch (n,), -1 = noi
         joined[a] = sorted(pieces)
         row = row.assign(reason=f"{len(pieces)} clusters that HDBSCAN's hierarchy joins at a lower density, with {between} glitches between "
                                 f"them, lie on one path along peak frequency (Spearman {path:.2f}): {r.reason}",
-                         joined=";".join(map(str, sorted(pieces))),
-                         **{k: pd.array([pd.NA], dtype="Int64") if k == "split_from" else "" for k in ("split_from", "cut") if k in table})
-        table = pd.concat([table[~table.cluster.isin(pieces)], row], ignore_index=True).sort_values("cluster", kind="stable")
+                         joined=";".join(map(str, sorted(pieces))))
+        table = _replace_clusters(table, pieces, row)
     if "joined" in table: table["joined"] = table.joined.fillna("")
     return table.reset_index(drop=True), position, ids, joined
