@@ -14,11 +14,11 @@ from .layout import atomic_write
 from .files import metadata_for, find_metadata, read_embeddings, align, write_table
 from .outputs import output_folder
 from .checks import check_number
-from .clustering import unit_rows, fit_map, default_min_cluster_size, fit_clusters, merge_label_fragments
+from .clustering import unit_rows, fit_map, default_min_cluster_size, fit_clusters, merge_label_fragments, neighbour_graph
 from gravityaudit.evidence import (
     AuditConfig, FAILURE_MODES, physical_features, physical_feature_names, map_vectors, growth_coordinates, typical_neighbour_distance,
     cluster_evidence)
-from .search_inside import cut_clusters, judge_parts, join_findings, condensed_tree, hierarchy_groups, join_along_hierarchy
+from .search_inside import cut_clusters, judge_parts, join_findings, condensed_tree, hierarchy_groups, join_along_hierarchy, grow_drifts
 from .label_issues import (
     issue_features, neighbour_indices, neighbour_support, out_of_fold_probabilities, find_label_issues, nearest_by_cosine,
     novelty_neighbour_share, rank_novel)
@@ -109,7 +109,7 @@ class TaxonomyAudit:
         with self._timed("merge"): self._merge(vectors, labels)
         with self._timed("evidence"): self._evidence(labels, orient, growth)
         with self._timed("search_inside"):
-            self._search_inside(vectors, labels, orient, growth)
+            self._search_inside(vectors, labels, orient, growth, knn)
             self._assign(labels)
         with self._timed("label_issues"):
             features, neighbours = self._issue_space(embedding)
@@ -156,8 +156,8 @@ class TaxonomyAudit:
         self.clusters_, self.position_ = cluster_evidence(self.cluster_ids_, labels, self.map_, self.unit_, self.physical_, self.config_,
                                                           orient, growth, self.typical_distance_, self.physical_names_)
 
-    def _search_inside(self, vectors, labels, orient, growth):
-        "Stage search inside: cut physical splits, search mixed or large clusters for sub-manifolds (`split_from_`, `cut_`), join pieces of one finding and drifts along HDBSCAN's hierarchy (`joined_`); name each cluster's HDBSCAN sources."
+    def _search_inside(self, vectors, labels, orient, growth, knn=None):
+        "Stage search inside: cut physical splits, search mixed or large clusters for sub-manifolds (`split_from_`, `cut_`), join pieces of one finding, drifts along HDBSCAN's hierarchy and along their frequency path (`joined_`); name each cluster's HDBSCAN sources."
         c = self.config_
         self.cluster_ids_, self.split_from_, self.cut_ = cut_clusters(self.cluster_ids_, self.clusters_, self.physical_, labels, vectors,
                                                                       self.unit_, c)
@@ -176,6 +176,11 @@ class TaxonomyAudit:
             self.cluster_ids_, self.clusters_, groups, self.position_, labels, self.map_, self.unit_, self.physical_, frequency, c, orient,
             growth, self.typical_distance_, self.physical_names_)
         self.joined_.update(drifts)
+        neighbours = (knn if knn is not None else neighbour_graph(vectors, 11, c.metric, c.seed))[0][:, 1:11]   # the map vectors' 10 nearest
+        self.clusters_, self.position_, self.cluster_ids_, grown = grow_drifts(
+            self.cluster_ids_, self.clusters_, neighbours, self.position_, labels, self.map_, self.unit_, self.physical_, frequency, c, orient,
+            growth, self.typical_distance_, self.physical_names_)
+        for k, pieces in grown.items(): self.joined_[k] = sorted({m for j in pieces for m in self.joined_.pop(j, [j])})
         self.split_from_ = {k: v for k, v in split.items() if k in set(self.clusters_.cluster.astype(int)) and k not in self.joined_}
         if len(self.clusters_):
             def sources(k): return sorted({s for m in self.joined_.get(k, [k]) for s in self.merged_from_[split.get(m, m)]})

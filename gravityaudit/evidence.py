@@ -13,12 +13,12 @@ from .clustering import label_stats, mean_direction, unit_rows
 from .checks import check_number
 
 # %% auto #0
-__all__ = ['FAILURE_MODES', 'GROWTH_COLUMNS', 'AuditConfig', 'cosine_spread', 'one_d_ordering', 'segments_along',
-           'continuum_evidence', 'end_to_end_extent', 'typical_neighbour_distance', 'check_physical_columns',
-           'physical_features', 'physical_feature_names', 'common_labels', 'physical_rule', 'physical_test',
-           'map_vectors', 'density_valley', 'label_separation', 'growth_coordinates', 'physical_growth',
-           'label_continuum', 'label_order_association', 'drift_evidence', 'labels_explained', 'single_cut',
-           'decide_failure_mode', 'verdict_reason', 'cluster_evidence']
+__all__ = ['FAILURE_MODES', 'GROWTH_COLUMNS', 'AuditConfig', 'cosine_spread', 'one_d_ordering', 'segments_along', 'largest_gap',
+           'continuum_evidence', 'frequency_path', 'end_to_end_extent', 'typical_neighbour_distance',
+           'check_physical_columns', 'physical_features', 'physical_feature_names', 'frequency_column', 'common_labels',
+           'physical_rule', 'physical_test', 'map_vectors', 'density_valley', 'label_separation', 'growth_coordinates',
+           'physical_growth', 'label_continuum', 'label_order_association', 'drift_evidence', 'labels_explained',
+           'single_cut', 'decide_failure_mode', 'verdict_reason', 'cluster_evidence']
 
 # %% ../nbs/11b_evidence.ipynb #a86e1898
 FAILURE_MODES = ("over_split", "physical_split", "over_compressed", "drift", "new_class", "clean")
@@ -30,7 +30,7 @@ _NUMBER_FIELDS = {   # field: (integer?, lowest, highest, None allowed)
     "n_epochs": (True, 1, None, True), "min_cluster_size": (True, 2, None, True), "min_samples": (True, 1, None, True),
     "cluster_selection_epsilon": (False, 0, None, False), "merge_neighbours": (True, 0, None, False), "merge_pvalue": (False, 0, 1, False),
     "seed": (True, 0, None, False), "n_segments": (True, 2, None, False), "cv_folds": (True, 2, None, False),
-    "min_evidence_size": (True, 1, None, False), "separation_d": (False, 0, None, False), "separation_valley": (False, 0, None, False), "drift_path": (False, 0, 1, False), "physics_weight": (False, 0, None, False), "search_size": (True, 2, None, False), "mixed_purity": (False, 0, 1, False), "physical_gain": (False, 0, 1, False),
+    "min_evidence_size": (True, 1, None, False), "separation_d": (False, 0, None, False), "separation_valley": (False, 0, None, False), "drift_path": (False, 0, 1, False), "grow_links": (True, 1, None, False), "physics_weight": (False, 0, None, False), "search_size": (True, 2, None, False), "mixed_purity": (False, 0, 1, False), "physical_gain": (False, 0, 1, False),
     "physical_accuracy": (False, 0, 1, False), "physical_explained": (False, 0, 1, False), "order_association": (False, 0, 1, False),
     "order_pvalue": (False, 0, 1, False), "continuum_r2": (False, 0, 1, False), "continuum_gap": (False, 0, 1, False),
     "compress_extent": (False, 0, None, False), "compress_growth": (False, -1, 1, False), "min_segment_size": (True, 1, None, False),
@@ -62,6 +62,8 @@ class AuditConfig(YamlConfig):
     join_findings: bool = True         # join touching clusters that show one finding (over_compressed, drift) when their union shows it (see join_findings)
     search_hierarchy: bool = True      # judge clusters that HDBSCAN's hierarchy joins at a lower density as one drift (see join_along_hierarchy) ...
     drift_path: float = 0.8            # ... when the union's ordering follows peak frequency with at least this |Spearman|
+    grow_drifts: bool = True           # grow each drift by the touching clusters that continue its path along peak frequency (see grow_drifts) ...
+    grow_links: int = 5                # ... touching: at least this many of the drift's glitches' 10 nearest neighbours lie in the cluster
     # what the map is made of
     physics_weight: float = 1.0        # weight of the physical coordinates beside the unit embedding (0: the embedding alone)
     physics_columns: tuple[str, ...] = ("peak_frequency", "bandwidth", "duration")   # coordinates put beside it (log10, z-scored)
@@ -109,7 +111,7 @@ class AuditConfig(YamlConfig):
         for name, choices in _CHOICE_FIELDS.items():
             if getattr(self, name) not in choices: raise ValueError(f"{name}: must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if not isinstance(self.metric, str) or not self.metric: raise ValueError(f"metric: must be a distance name such as 'cosine', got {self.metric!r}")
-        for name in ("cut_physical_splits", "search_inside", "join_findings", "search_hierarchy"):
+        for name in ("cut_physical_splits", "search_inside", "join_findings", "search_hierarchy", "grow_drifts"):
             if not isinstance(getattr(self, name), bool): raise ValueError(f"{name}: must be true or false, got {getattr(self, name)!r}")
         for name in ("exclude_modes_from_issues", "novelty_labels", "physics_columns"):
             value = getattr(self, name)
@@ -159,6 +161,16 @@ def segments_along(position, # each glitch's position along the ordering, (n,)
     return np.minimum((ranks * n_segments) // max(len(position), 1), n_segments - 1)
 
 # %% ../nbs/11b_evidence.ipynb #3918e224
+def largest_gap(values, # values along one coordinate, (n,)
+               ) -> float:
+    "The largest empty stretch between sorted `values`, as a fraction of their 2-98% range (1 when there is no range)."
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2: return 1.0
+    lo, hi = np.quantile(values, [0.02, 0.98])
+    srt = np.sort(values)
+    inner = srt[(srt >= lo) & (srt <= hi)]
+    return float(np.diff(inner).max() / (hi - lo)) if len(inner) > 2 and hi > lo else 1.0
+
 def continuum_evidence(points, # the cluster's map coordinates, (n, k)
                        raw_position, # each glitch's position along the 1-D ordering (`one_d_ordering`), (n,)
                        unit_vectors, # the glitches' embedding vectors scaled to unit length, (n, d)
@@ -171,14 +183,21 @@ def continuum_evidence(points, # the cluster's map coordinates, (n, k)
     total = ((points - points.mean(0)) ** 2).sum()
     means = np.stack([points[seg == s].mean(0) for s in range(n_segments)])
     explained = sum(((means[s] - points.mean(0)) ** 2).sum() * (seg == s).sum() for s in range(n_segments))
-    srt = np.sort(raw_position)
-    lo, hi = np.quantile(raw_position, [0.02, 0.98])
-    inner = srt[(srt >= lo) & (srt <= hi)]
-    gap = float(np.diff(inner).max() / (hi - lo)) if len(inner) > 2 and hi > lo else 1.0
+    gap = largest_gap(raw_position)
     start = unit_vectors[seg == 0].mean(0)
     distance = 1 - unit_vectors @ (start / (np.linalg.norm(start) or 1))
     mono = spearmanr(raw_position, distance)[0]
     return dict(continuum_r2=float(explained / total) if total > 0 else 0.0, continuum_gap=gap, monotonicity=float(np.nan_to_num(mono)))
+
+# %% ../nbs/11b_evidence.ipynb #86993f9f
+def frequency_path(raw_position, # each glitch's position along the 1-D ordering, (n,)
+                   log_frequency, # each glitch's log10 peak frequency, (n,)
+                  ) -> dict:
+    "Does the ordering follow peak frequency (`path_spearman`), and the largest gap along log frequency (`path_gap`)?"
+    from scipy.stats import spearmanr
+    f = np.asarray(log_frequency, dtype=float)
+    if len(f) < 4 or np.ptp(f) == 0: return dict(path_spearman=0.0, path_gap=1.0)
+    return dict(path_spearman=float(np.nan_to_num(spearmanr(raw_position, f)[0])), path_gap=largest_gap(f))
 
 # %% ../nbs/11b_evidence.ipynb #6c892dbe
 def end_to_end_extent(unit_vectors, # the cluster's embedding vectors scaled to unit length, (n, d)
@@ -237,6 +256,15 @@ def physical_feature_names(metadata: pd.DataFrame, # the metadata table given to
     names = [c for c in PHYSICAL_TEST_COLUMNS if c != "ifo" and c in metadata]
     if "ifo" in metadata: names += [f"ifo={name}" for name in sorted(set(metadata["ifo"].astype(str)))[1:]]
     return names
+
+# %% ../nbs/11b_evidence.ipynb #26bf45ca
+def frequency_column(physical, # physical coordinates, (n, k)
+                     feature_names: list[str] | None = None, # their names (None: the first is log peak frequency, as `physical_features` orders them)
+                    ) -> int:
+    "The column of `physical` that holds log peak frequency, or -1 when there is none."
+    k = np.shape(physical)[1] if np.ndim(physical) == 2 else 0
+    if feature_names is None: return 0 if k > 0 else -1
+    return list(feature_names).index("peak_frequency") if "peak_frequency" in feature_names else -1
 
 # %% ../nbs/11b_evidence.ipynb #33b17be8
 def common_labels(labels, # given labels, (n,)
@@ -433,7 +461,8 @@ def decide_failure_mode(evidence: dict, # one row of the cluster table: the clus
     c = config or AuditConfig()
     e = evidence
     if e["size"] < c.min_evidence_size: return "clean"
-    continuum = e["continuum_r2"] >= c.continuum_r2 and e["continuum_gap"] <= c.continuum_gap
+    along_path = abs(e.get("path_spearman", 0.0)) >= c.drift_path and e.get("path_gap", 1.0) <= c.continuum_gap   # NaN: no frequency
+    continuum = e["continuum_r2"] >= c.continuum_r2 and (e["continuum_gap"] <= c.continuum_gap or along_path)
     wide = e["extent_ratio"] >= c.compress_extent
     separated = single_cut(e, c) and e.get("separation_valley", 0.0) <= c.separation_valley     # a gap between the groups, not a threshold
     follows_order = e["order_association"] >= c.order_association and e["order_pvalue"] <= c.order_pvalue
@@ -512,6 +541,7 @@ def cluster_evidence(cluster_ids, # cluster id of each glitch (n,), -1 = noise (
     labels = np.asarray(labels).astype(str)
     position = np.full(len(labels), np.nan)
     data_spread = cosine_spread(unit_vectors)
+    fcol = frequency_column(physical, feature_names)
     rows = []
     for k in sorted(set(cluster_ids[cluster_ids >= 0].tolist())):
         idx = np.flatnonzero(cluster_ids == k)
@@ -521,6 +551,7 @@ def cluster_evidence(cluster_ids, # cluster id of each glitch (n,), -1 = noise (
         position[idx] = (np.argsort(np.argsort(raw, kind="stable"), kind="stable") + 0.5) / len(idx)
         n_seg = int(max(2, min(c.n_segments, len(idx) // c.min_segment_size)))
         row.update(continuum_evidence(map_coords[idx], raw, unit_vectors[idx], n_seg))
+        row.update(frequency_path(raw, physical[idx, fcol]) if fcol >= 0 else dict(path_spearman=np.nan, path_gap=np.nan))
         row["extent"] = end_to_end_extent(unit_vectors[idx], raw, n_seg)
         top = labels[idx] == row["top_label"]                # over-compression is one label's continuum: its glitches must grow
         row["physical_growth"] = physical_growth(raw[top], growth[idx][top]) if growth is not None else float("nan")

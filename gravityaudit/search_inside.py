@@ -11,7 +11,7 @@ from .evidence import AuditConfig, cluster_evidence, common_labels, physical_rul
 
 # %% auto #0
 __all__ = ['physical_parts', 'submanifold_parts', 'cut_clusters', 'judge_parts', 'join_findings', 'condensed_tree',
-           'hierarchy_groups', 'join_along_hierarchy']
+           'hierarchy_groups', 'join_along_hierarchy', 'grow_drifts']
 
 # %% ../nbs/11b_search_inside.ipynb #3e2254f5
 def physical_parts(features, # physical coordinates of the cluster's glitches, (n, k)
@@ -266,5 +266,57 @@ def join_along_hierarchy(cluster_ids, # cluster id of each glitch (n,), -1 = noi
                                 f"them, lie on one path along peak frequency (Spearman {path:.2f}): {r.reason}",
                          joined=";".join(map(str, sorted(pieces))))
         table = _replace_clusters(table, pieces, row)
+    if "joined" in table: table["joined"] = table.joined.fillna("")
+    return table.reset_index(drop=True), position, ids, joined
+
+# %% ../nbs/11b_search_inside.ipynb #a8f51a08
+def grow_drifts(cluster_ids, # cluster id of each glitch (n,), -1 = noise
+                clusters: pd.DataFrame, # the cluster table with each cluster's verdict (after `join_along_hierarchy`)
+                neighbours, # indices of each glitch's nearest neighbours in the map vectors, itself left out, (n, k)
+                position, # each glitch's position along its cluster
+                labels, # given labels, (n,)
+                map_coords, # coordinates in the clustering map, (n, n_components)
+                unit_vectors, # embedding vectors scaled to unit length, (n, d)
+                physical, # physical coordinates, (n, k)
+                frequency_column: int, # the column of `physical` holding log peak frequency (-1: none, nothing grown)
+                config: AuditConfig | None = None, # the audit's parameters (None: `AuditConfig()`)
+                orient=None, # a value per glitch the orderings grow with, as in `cluster_evidence`
+                growth=None, # growth coordinates, as in `cluster_evidence`
+                typical: float | None = None, # neighbour distance that scales the extents, as in `cluster_evidence`
+                feature_names: list[str] | None = None, # names of the physical coordinates, for the reasons
+               ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict]:
+    "Join to each drift the touching clusters that continue its path along peak frequency: (table, positions, ids, {drift id: ids joined})."
+    from scipy.stats import spearmanr
+    c = config or AuditConfig()
+    ids, position, labels = np.array(cluster_ids), np.array(position, dtype=float), np.asarray(labels).astype(str)
+    table, joined, done = clusters.copy(), {}, set()
+    if not c.grow_drifts or frequency_column < 0 or not len(table): return table, position, ids, joined
+    f, neighbours = np.asarray(physical)[:, frequency_column], np.asarray(neighbours)
+    while True:
+        mode = dict(zip(table.cluster.astype(int), table.failure_mode))
+        drifts = [k for k, m in mode.items() if m == "drift" and k not in done]
+        if not drifts: break
+        d = drifts[0]
+        inside = ids == d
+        lo, hi = np.quantile(f[inside], [0.1, 0.9])
+        links = pd.Series(ids[neighbours[inside].ravel()]).value_counts()
+        for x, n_links in links.items():
+            x = int(x)
+            if (x < 0 or x == d or x not in mode or n_links < c.grow_links or mode[x] in ("over_compressed", "new_class", "physical_split")
+                or lo <= np.median(f[ids == x]) <= hi): continue
+            union = np.isin(ids, [d, x])
+            row, union_position = cluster_evidence(np.where(union, d, -1), labels, map_coords, unit_vectors, physical, c, orient, growth,
+                                                   typical, feature_names)
+            r = row.iloc[0]
+            path = abs(float(np.nan_to_num(spearmanr(union_position[union], f[union])[0])))
+            continuum = r.continuum_r2 >= c.continuum_r2 and (r.continuum_gap <= c.continuum_gap or r.path_gap <= c.continuum_gap)
+            if not (r.failure_mode == "drift" and r.n_segment_labels > 1 and continuum and path >= c.drift_path): continue
+            ids[union], position[union] = d, union_position[union]
+            joined[d] = sorted(set(joined.get(d, [d]) + joined.pop(x, [x])))
+            row = row.assign(reason=f"{len(joined[d])} touching clusters continue one path along peak frequency (Spearman {path:.2f}): {r.reason}",
+                             joined=";".join(map(str, joined[d])))
+            table = _replace_clusters(table, [d, x], row).reset_index(drop=True)
+            break
+        else: done.add(d)
     if "joined" in table: table["joined"] = table.joined.fillna("")
     return table.reset_index(drop=True), position, ids, joined
