@@ -93,7 +93,7 @@ class AuditConfig(YamlConfig):
     issue_neighbours: int = 20            # neighbours that vote on whether a flagged label is an individual error
     issue_support: float = 0.5            # share of them that must carry the suggested label (0: no neighbour check)
     issue_given_share: float = 0.0        # ... and the most of them that may carry the given label (1: no isolation check)
-    exclude_modes_from_issues: tuple[str, ...] = ("over_split", "new_class")   # whole-cluster findings, reported per cluster
+    exclude_modes_from_issues: tuple[str, ...] = ("new_class",)   # whole-cluster findings whose glitches are never flagged one by one
     # novelty
     outlier_quantile: float = 0.95    # GLOSH scores above this quantile are outliers (noise points always are)
     n_exemplars: int = 3              # nearest labelled exemplars listed per novelty candidate
