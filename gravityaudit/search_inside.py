@@ -286,7 +286,6 @@ def grow_drifts(cluster_ids, # cluster id of each glitch (n,), -1 = noise
                 feature_names: list[str] | None = None, # names of the physical coordinates, for the reasons
                ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict]:
     "Join to each drift the touching clusters that continue its path along peak frequency: (table, positions, ids, {drift id: ids joined})."
-    from scipy.stats import spearmanr
     c = config or AuditConfig()
     ids, position, labels = np.array(cluster_ids), np.array(position, dtype=float), np.asarray(labels).astype(str)
     table, joined, done = clusters.copy(), {}, set()
@@ -308,7 +307,7 @@ def grow_drifts(cluster_ids, # cluster id of each glitch (n,), -1 = noise
             row, union_position = cluster_evidence(np.where(union, d, -1), labels, map_coords, unit_vectors, physical, c, orient, growth,
                                                    typical, feature_names)
             r = row.iloc[0]
-            path = abs(float(np.nan_to_num(spearmanr(union_position[union], f[union])[0])))
+            path = abs(r.path_spearman)                                   # the union's ordering against log peak frequency
             continuum = r.continuum_r2 >= c.continuum_r2 and (r.continuum_gap <= c.continuum_gap or r.path_gap <= c.continuum_gap)
             if not (r.failure_mode == "drift" and r.n_segment_labels > 1 and continuum and path >= c.drift_path): continue
             ids[union], position[union] = d, union_position[union]
