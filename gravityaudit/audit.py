@@ -176,11 +176,12 @@ class TaxonomyAudit:
             self.cluster_ids_, self.clusters_, groups, self.position_, labels, self.map_, self.unit_, self.physical_, frequency, c, orient,
             growth, self.typical_distance_, self.physical_names_)
         self.joined_.update(drifts)
-        neighbours = (knn if knn is not None else neighbour_graph(vectors, 11, c.metric, c.seed))[0][:, 1:11]   # the map vectors' 10 nearest
-        self.clusters_, self.position_, self.cluster_ids_, grown = grow_drifts(
-            self.cluster_ids_, self.clusters_, neighbours, self.position_, labels, self.map_, self.unit_, self.physical_, frequency, c, orient,
-            growth, self.typical_distance_, self.physical_names_)
-        for k, pieces in grown.items(): self.joined_[k] = sorted({m for j in pieces for m in self.joined_.pop(j, [j])})
+        if c.grow_drifts and len(self.clusters_) and (self.clusters_.failure_mode == "drift").any():
+            neighbours = (knn if knn is not None else neighbour_graph(vectors, 11, c.metric, c.seed))[0][:, 1:11]   # the map vectors' 10 nearest
+            self.clusters_, self.position_, self.cluster_ids_, grown = grow_drifts(
+                self.cluster_ids_, self.clusters_, neighbours, self.position_, labels, self.map_, self.unit_, self.physical_, frequency, c,
+                orient, growth, self.typical_distance_, self.physical_names_)
+            for k, pieces in grown.items(): self.joined_[k] = sorted({m for j in pieces for m in self.joined_.pop(j, [j])})
         self.split_from_ = {k: v for k, v in split.items() if k in set(self.clusters_.cluster.astype(int)) and k not in self.joined_}
         if len(self.clusters_):
             def sources(k): return sorted({s for m in self.joined_.get(k, [k]) for s in self.merged_from_[split.get(m, m)]})
