@@ -9,6 +9,8 @@ For each seed: simulate a set with every scenario on (gravityaudit.simulate), em
 - novel: recall of the novel family among the top 2 x (its size) rows of novel.csv (target >= 0.5);
 and, per audit, the number of physical_split and new_class verdicts, and, per set audited with several UMAP seeds,
 the agreement of the verdicts glitch by glitch (gravityaudit.truth.verdict_agreement).
+A missed over_split, over_compress or drift target prints where its glitches went: one row per cluster with its
+verdict and, for a continuum or a drift, the stretch of the planted coordinate it holds (gravityaudit.truth.scenario_spread).
 The baseline, on the same clusters in the same process, is the original study's rule: entropy >= 2 bits ->
 "over-splitting", purity <= 0.5 -> "over-compression" (both may fire), scored the same way.
 Several seeds, one fixed set of thresholds (configs/audit/default.yaml): nothing is tuned per seed.
@@ -79,7 +81,7 @@ def main(argv=None):
     p.add_argument("--umap-seeds", type=int, nargs="+", default=None, help="audit each set once per seed (default: the config's seed)")
     args = p.parse_args(argv)
     root = Path(args.keep or tempfile.mkdtemp(prefix="audit_truth_")); root.mkdir(parents=True, exist_ok=True)
-    from gravityaudit.truth import verdict_agreement
+    from gravityaudit.truth import SCENARIO_MODES, scenario_spread, verdict_agreement
     rows, agreements, verdict_rows = [], [], []
     for seed in args.seeds:
         d, prepare_times = prepare_seed(root, args.n, seed, args.ssl_epochs)
@@ -95,6 +97,10 @@ def main(argv=None):
             run = f"{seed}" if umap_seed is None else f"{seed}/umap{umap_seed}"
             print(f"\n== seed {run}: {n} glitches; times " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
             print(json.dumps(score, indent=1, default=str))
+            for target in SCENARIO_MODES:                       # a missed cluster-level target: where its glitches went
+                if target in score and not score[target]["recovered"]:
+                    print(f"{target} not recovered; its glitches by cluster:")
+                    print(scenario_spread(result, d / "metadata.csv", target).round(2).to_string(index=False))
             ours, theirs = verdict(score), verdict(base)
             for k in ours: rows.append(dict(seed=run, target=k, audit=ours[k], original_flags=theirs.get(k)))
         for other, umap_seed in zip(results[1:], (args.umap_seeds or [])[1:]):

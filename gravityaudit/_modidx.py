@@ -1190,6 +1190,7 @@ d = { 'settings': { 'branch': 'main',
                                        'gravityaudit.triggers.trigger_table': ('triggers.html#trigger_table', 'gravityaudit/triggers.py')},
             'gravityaudit.truth': { 'gravityaudit.truth.AuditTables': ('truth.html#audittables', 'gravityaudit/truth.py'),
                                     'gravityaudit.truth.audit_tables': ('truth.html#audit_tables', 'gravityaudit/truth.py'),
+                                    'gravityaudit.truth.scenario_spread': ('truth.html#scenario_spread', 'gravityaudit/truth.py'),
                                     'gravityaudit.truth.score_against_truth': ('truth.html#score_against_truth', 'gravityaudit/truth.py'),
                                     'gravityaudit.truth.score_audit_folder': ('truth.html#score_audit_folder', 'gravityaudit/truth.py'),
                                     'gravityaudit.truth.verdict_agreement': ('truth.html#verdict_agreement', 'gravityaudit/truth.py')}}}

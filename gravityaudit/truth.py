@@ -11,7 +11,8 @@ import pandas as pd
 from .files import metadata_for, read_table
 
 # %% auto #0
-__all__ = ['SCENARIO_MODES', 'AuditTables', 'audit_tables', 'score_against_truth', 'verdict_agreement', 'score_audit_folder']
+__all__ = ['SCENARIO_MODES', 'SCENARIO_COORDINATES', 'AuditTables', 'audit_tables', 'score_against_truth', 'verdict_agreement',
+           'score_audit_folder', 'scenario_spread']
 
 # %% ../nbs/11e_truth.ipynb #d2a799cb
 class AuditTables(NamedTuple):
@@ -97,3 +98,35 @@ def score_audit_folder(out_dir, # an audit's output folder, with its four CSV ta
     out = Path(out_dir)
     tables = AuditTables(*(read_table(out / f"{name}.csv", f"audit table {name}.csv") for name in AuditTables._fields))
     return score_against_truth(tables, metadata)
+
+# %% ../nbs/11e_truth.ipynb #a6b42621
+SCENARIO_COORDINATES = {"over_compress": "continuum_coord", "drift": "drift_coord"}
+"The metadata column that places each glitch along a planted continuum (over-compression) or drift manifold (0 to 1)."
+
+
+# %% ../nbs/11e_truth.ipynb #7c10a9af
+def scenario_spread(result, # an audit (anything `audit_tables` reads)
+                    metadata, # metadata CSV or table of the simulated set, with its `scenario` column
+                    scenario: str, # the planted scenario: 'drift', 'over_compress', 'over_split', 'physical_split', 'novel'
+                   ) -> pd.DataFrame:
+    "One row per cluster holding glitches of `scenario`: how many, their share, the cluster's size and verdict, their coordinate range and labels."
+    tables = audit_tables(result)
+    meta = metadata_for(metadata=metadata, classes=None)
+    if "scenario" not in meta: raise ValueError("metadata has no 'scenario' column: scoring needs a simulated set")
+    coord = SCENARIO_COORDINATES.get(scenario)
+    coord = coord if coord in meta else None
+    a = tables.assignments[["gravityspy_id", "cluster"]].astype({"gravityspy_id": str})
+    size = a.cluster.value_counts()
+    a = a.merge(meta[["gravityspy_id", "scenario", "label"] + ([coord] if coord else [])], on="gravityspy_id", how="left")
+    s = a[a.scenario == scenario]
+    columns = ["cluster", "n", "share", "size", "failure_mode"] + (["coord_low", "coord_high"] if coord else []) + ["labels"]
+    if s.empty: return pd.DataFrame(columns=columns)
+    modes = dict(zip(tables.clusters.cluster, tables.clusters.failure_mode))
+    def label_counts(x): return ", ".join(f"{k} {v}" for k, v in x.value_counts().items())
+    rows = s.groupby("cluster").agg(n=("label", "size"), labels=("label", label_counts),
+                                    **({"coord_low": (coord, "min"), "coord_high": (coord, "max")} if coord else {})).reset_index()
+    rows["share"], rows["size"] = rows.n / len(s), [int(size[k]) for k in rows.cluster]
+    rows["failure_mode"] = [modes.get(k, "noise") for k in rows.cluster]
+    rows = rows.sort_values(["coord_low"] if coord else ["n"], ascending=bool(coord), kind="stable")
+    return rows[columns].reset_index(drop=True)
+
