@@ -15,7 +15,7 @@ The baseline, on the same clusters in the same process, is the original study's 
 "over-splitting", purity <= 0.5 -> "over-compression" (both may fire), scored the same way.
 Several seeds, one fixed set of thresholds (configs/audit/default.yaml): nothing is tuned per seed.
 
-    python benchmarks/audit_truth.py [--n 2000] [--seeds 0 1] [--umap-seeds 42 7] [--ssl-epochs 10] [--keep DIR]
+    python benchmarks/audit_truth.py [--n 2000] [--seeds 0 1] [--umap-seeds 42 7] [--ssl-epochs N] [--keep DIR]
 
 With --keep DIR, simulated sets and embeddings already in DIR/seedN are reused; each audit goes to DIR/seedN/audit_umapS.
 """
@@ -74,10 +74,17 @@ def verdict(score: dict) -> dict:
     return out
 
 
+def default_ssl_epochs() -> int:
+    "The SSL epochs `gravityaudit embed` trains for by default: what a user gets is what is measured."
+    import inspect
+    from gravityaudit.embed import embed
+    return inspect.signature(embed).parameters["ssl_epochs"].default
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=2000); p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--ssl-epochs", type=int, default=10); p.add_argument("--keep", default=None); p.add_argument("--config", default=None)
+    p.add_argument("--ssl-epochs", type=int, default=default_ssl_epochs(), help="SSL epochs of the embedding (default: embed's own)"); p.add_argument("--keep", default=None); p.add_argument("--config", default=None)
     p.add_argument("--umap-seeds", type=int, nargs="+", default=None, help="audit each set once per seed (default: the config's seed)")
     args = p.parse_args(argv)
     root = Path(args.keep or tempfile.mkdtemp(prefix="audit_truth_")); root.mkdir(parents=True, exist_ok=True)

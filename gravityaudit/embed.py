@@ -50,7 +50,7 @@ def embed(data, # data set to embed: Gravity Spy-layout HDF5 file, PNG folder or
           encoder: str = "ssl", # `ssl` (label-free, trained here), `checkpoint:PATH` (a classifier's features) or `timm:NAME[:WEIGHTS]`
           out="embeddings.h5", # embeddings HDF5 file to write
           per_view: bool = False, # one vector per view instead of one per glitch (ssl and timm encoders only)
-          ssl_epochs: int = 5, # SSL training epochs (ssl encoder only)
+          ssl_epochs: int = 10, # SSL training epochs (ssl encoder only)
           image_size=None, # per-view size: int, 'HxW' or (H, W) (None: 64x80 for ssl, 224x224 for timm); a checkpoint uses its own
           batch_size: int = 64, # glitches per batch
           seed: int = 42, # seed of torch, of the SSL training and of its augmentations
@@ -167,7 +167,7 @@ def embed_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default="ssl", help="ssl (default, label-free) | checkpoint:PATH | timm:NAME[:WEIGHTS]")
     p.add_argument("--out", default="embeddings.h5", help="output embeddings HDF5 (default: embeddings.h5)")
     p.add_argument("--per-view", action="store_true", help="one vector per view instead of one per glitch")
-    p.add_argument("--ssl-epochs", type=int, default=5, help="SSL training epochs (default: 5)")
+    p.add_argument("--ssl-epochs", type=int, default=10, help="SSL training epochs (default: 10)")
     p.add_argument("--image-size", default=None, help="per-view size, int or HxW (default: 64x80 for ssl, 224 for timm)")
     p.add_argument("--ssl-width", type=int, default=None, help="SSL CNN base width (default: 16; bigger on GPU)")
     p.add_argument("--batch-size", type=int, default=64)
