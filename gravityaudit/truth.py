@@ -11,8 +11,8 @@ import pandas as pd
 from .files import metadata_for, read_table
 
 # %% auto #0
-__all__ = ['SCENARIO_MODES', 'SCENARIO_COORDINATES', 'AuditTables', 'audit_tables', 'score_against_truth', 'verdict_agreement',
-           'score_audit_folder', 'scenario_spread']
+__all__ = ['SCENARIO_MODES', 'SCENARIO_COORDINATES', 'AuditTables', 'audit_tables', 'planted_assignments', 'score_against_truth',
+           'verdict_agreement', 'score_audit_folder', 'scenario_spread']
 
 # %% ../nbs/11e_truth.ipynb #d2a799cb
 class AuditTables(NamedTuple):
@@ -34,19 +34,27 @@ def audit_tables(result, # an `AuditResult`, a fitted `TaxonomyAudit` or an `Aud
 SCENARIO_MODES = {"over_split": "over_split", "over_compress": "over_compressed", "drift": "drift"}
 "The verdict that recovers each planted scenario of the audited kind (cluster-level failures)."
 
+# %% ../nbs/11e_truth.ipynb #75f05db1
+def planted_assignments(result, # an audit (anything `audit_tables` reads)
+                        metadata, # metadata CSV or table of the simulated set, with its `scenario` column
+                        columns: tuple[str, ...] = (), # more metadata columns to bring beside it, where the metadata has them
+                       ) -> pd.DataFrame:
+    "The audit's assignments with each glitch's planted `scenario` (and `columns`) and its cluster's verdict as `mode` ('noise' outside clusters)."
+    tables = audit_tables(result)
+    meta = metadata_for(metadata=metadata, classes=None)
+    if "scenario" not in meta: raise ValueError("metadata has no 'scenario' column: scoring needs a simulated set")
+    a = tables.assignments.assign(gravityspy_id=tables.assignments.gravityspy_id.astype(str))
+    a = a.merge(meta[["gravityspy_id", "scenario"] + [c for c in columns if c in meta]], on="gravityspy_id", how="left")
+    modes = dict(zip(tables.clusters.cluster, tables.clusters.failure_mode))
+    return a.assign(mode=[modes.get(k, "noise") for k in a.cluster])
+
 # %% ../nbs/11e_truth.ipynb #2a04df78
 def score_against_truth(result, # an audit (anything `audit_tables` reads)
                         metadata, # metadata CSV or table of the simulated set, with its `scenario` column
                        ) -> dict:
     "Per planted scenario of a simulated set: recovered or not, with the shares and rates behind it, from an audit's tables in memory."
-    tables = audit_tables(result)
-    meta = metadata_for(metadata=metadata, classes=None)
-    if "scenario" not in meta: raise ValueError("metadata has no 'scenario' column: scoring needs a simulated set")
-    a = tables.assignments.assign(gravityspy_id=tables.assignments.gravityspy_id.astype(str))
-    a = a.merge(meta[["gravityspy_id", "scenario"] + [c for c in ("label_is_noise",) if c in meta]], on="gravityspy_id", how="left")
+    tables, a = audit_tables(result), planted_assignments(result, metadata, ("label_is_noise",))
     clusters = tables.clusters
-    modes = dict(zip(clusters.cluster, clusters.failure_mode))
-    a["mode"] = [modes.get(k, "noise") for k in a.cluster]
     score = {}
     for scenario, mode in SCENARIO_MODES.items():
         s = a[a.scenario == scenario]
@@ -110,23 +118,16 @@ def scenario_spread(result, # an audit (anything `audit_tables` reads)
                     scenario: str, # the planted scenario: 'drift', 'over_compress', 'over_split', 'physical_split', 'novel'
                    ) -> pd.DataFrame:
     "One row per cluster holding glitches of `scenario`: how many, their share, the cluster's size and verdict, their coordinate range and labels."
-    tables = audit_tables(result)
-    meta = metadata_for(metadata=metadata, classes=None)
-    if "scenario" not in meta: raise ValueError("metadata has no 'scenario' column: scoring needs a simulated set")
     coord = SCENARIO_COORDINATES.get(scenario)
-    coord = coord if coord in meta else None
-    a = tables.assignments[["gravityspy_id", "cluster"]].astype({"gravityspy_id": str})
-    size = a.cluster.value_counts()
-    a = a.merge(meta[["gravityspy_id", "scenario", "label"] + ([coord] if coord else [])], on="gravityspy_id", how="left")
-    s = a[a.scenario == scenario]
+    a = planted_assignments(result, metadata, (coord,) if coord else ())
+    coord = coord if coord in a else None
+    size, s = a.cluster.value_counts(), a[a.scenario == scenario]
     columns = ["cluster", "n", "share", "size", "failure_mode"] + (["coord_low", "coord_high"] if coord else []) + ["labels"]
     if s.empty: return pd.DataFrame(columns=columns)
-    modes = dict(zip(tables.clusters.cluster, tables.clusters.failure_mode))
     def label_counts(x): return ", ".join(f"{k} {v}" for k, v in x.value_counts().items())
-    rows = s.groupby("cluster").agg(n=("label", "size"), labels=("label", label_counts),
+    rows = s.groupby("cluster").agg(n=("label", "size"), labels=("label", label_counts), failure_mode=("mode", "first"),
                                     **({"coord_low": (coord, "min"), "coord_high": (coord, "max")} if coord else {})).reset_index()
     rows["share"], rows["size"] = rows.n / len(s), [int(size[k]) for k in rows.cluster]
-    rows["failure_mode"] = [modes.get(k, "noise") for k in rows.cluster]
     rows = rows.sort_values(["coord_low"] if coord else ["n"], ascending=bool(coord), kind="stable")
     return rows[columns].reset_index(drop=True)
 
