@@ -30,7 +30,7 @@ _NUMBER_FIELDS = {   # field: (integer?, lowest, highest, None allowed)
     "n_epochs": (True, 1, None, True), "min_cluster_size": (True, 2, None, True), "min_samples": (True, 1, None, True),
     "cluster_selection_epsilon": (False, 0, None, False), "merge_neighbours": (True, 0, None, False), "merge_pvalue": (False, 0, 1, False),
     "seed": (True, 0, None, False), "n_segments": (True, 2, None, False), "cv_folds": (True, 2, None, False),
-    "min_evidence_size": (True, 1, None, False), "separation_d": (False, 0, None, False), "separation_valley": (False, 0, None, False), "drift_path": (False, 0, 1, False), "grow_links": (True, 1, None, False), "physics_weight": (False, 0, None, False), "search_size": (True, 2, None, False), "mixed_purity": (False, 0, 1, False), "physical_gain": (False, 0, 1, False),
+    "min_evidence_size": (True, 1, None, False), "separation_d": (False, 0, None, False), "separation_valley": (False, 0, None, False), "drift_path": (False, 0, 1, False), "grow_links": (True, 1, None, False), "grow_share": (False, 0, 1, False), "grow_pieces": (True, 2, None, False), "path_width": (False, 0, None, False), "physics_weight": (False, 0, None, False), "search_size": (True, 2, None, False), "mixed_purity": (False, 0, 1, False), "physical_gain": (False, 0, 1, False),
     "physical_accuracy": (False, 0, 1, False), "physical_explained": (False, 0, 1, False), "order_association": (False, 0, 1, False),
     "order_pvalue": (False, 0, 1, False), "continuum_r2": (False, 0, 1, False), "continuum_gap": (False, 0, 1, False),
     "compress_extent": (False, 0, None, False), "compress_growth": (False, -1, 1, False), "min_segment_size": (True, 1, None, False),
@@ -62,8 +62,11 @@ class AuditConfig(YamlConfig):
     join_findings: bool = True         # join touching clusters that show one finding (over_compressed, drift) when their union shows it (see join_findings)
     search_hierarchy: bool = True      # judge clusters that HDBSCAN's hierarchy joins at a lower density as one drift (see join_along_hierarchy) ...
     drift_path: float = 0.8            # ... when the union's ordering follows peak frequency with at least this |Spearman|
-    grow_drifts: bool = True           # grow each drift by the touching clusters that continue its path along peak frequency (see grow_drifts) ...
-    grow_links: int = 5                # ... touching: at least this many of the drift's glitches' 10 nearest neighbours lie in the cluster
+    grow_drifts: bool = True           # grow each drift, and each over-split cluster that follows peak frequency, by a chain of touching clusters that continue its path (see grow_drifts) ...
+    grow_links: int = 5                # ... touching: at least this many links (10 nearest neighbours, counted both ways) join the chain and the cluster ...
+    grow_share: float = 0.1            # ... and at least this share of the cluster's size
+    grow_pieces: int = 5               # a chain holds at most this many clusters
+    path_width: float = 0.05           # a cluster narrower than this along log10 peak frequency (10-90% range, dex) is a line, not a stretch of a path
     # what the map is made of
     physics_weight: float = 1.0        # weight of the physical coordinates beside the unit embedding (0: the embedding alone)
     physics_columns: tuple[str, ...] = ("peak_frequency", "bandwidth", "duration")   # coordinates put beside it (log10, z-scored)

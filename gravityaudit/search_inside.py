@@ -10,8 +10,9 @@ from .clustering import mean_direction, centre_distances
 from .evidence import AuditConfig, cluster_evidence, common_labels, physical_rule, labels_explained, single_cut
 
 # %% auto #0
-__all__ = ['physical_parts', 'submanifold_parts', 'cut_clusters', 'judge_parts', 'join_findings', 'condensed_tree',
-           'hierarchy_groups', 'join_along_hierarchy', 'grow_drifts']
+__all__ = ['FINDINGS', 'physical_parts', 'submanifold_parts', 'cut_clusters', 'judge_parts', 'join_findings', 'condensed_tree',
+           'hierarchy_groups', 'join_along_hierarchy', 'frequency_width', 'cluster_links', 'path_seeds', 'drift_chain',
+           'is_drift_path', 'grow_drifts']
 
 # %% ../nbs/11b_search_inside.ipynb #3e2254f5
 def physical_parts(features, # physical coordinates of the cluster's glitches, (n, k)
@@ -270,6 +271,70 @@ def join_along_hierarchy(cluster_ids, # cluster id of each glitch (n,), -1 = noi
     return table.reset_index(drop=True), position, ids, joined
 
 # %% ../nbs/11b_search_inside.ipynb #a8f51a08
+FINDINGS = ("over_compressed", "new_class", "physical_split")
+"Verdicts of clusters that hold a finding of their own: a drift never grows into them."
+
+def frequency_width(log_frequency, # log10 peak frequency of a group's glitches, (m,)
+                   ) -> float:
+    "Spread of a group along log peak frequency: its 10-90% range (dex)."
+    lo, hi = np.quantile(np.asarray(log_frequency, dtype=float), [0.1, 0.9])
+    return float(hi - lo)
+
+def cluster_links(cluster_ids, # cluster id of each glitch (n,), -1 = noise
+                  neighbours, # indices of each glitch's nearest neighbours, itself left out, (n, k)
+                  members, # which glitches form the group, boolean (n,)
+                 ) -> pd.Series:
+    "Links between a group and every other cluster, counted both ways (the group's neighbours in it, its glitches with a neighbour in the group), most linked first."
+    ids, neighbours, members = np.asarray(cluster_ids), np.asarray(neighbours), np.asarray(members, bool)
+    out = pd.Series(ids[neighbours[members].ravel()]).value_counts()
+    back = pd.Series(ids[np.isin(neighbours, np.flatnonzero(members)).any(1) & ~members]).value_counts()
+    links = out.add(back, fill_value=0).astype(int)
+    links = links[(links.index >= 0) & ~links.index.isin(np.unique(ids[members]))]
+    return links.sort_values(ascending=False, kind="stable")
+
+# %% ../nbs/11b_search_inside.ipynb #5b760be5
+def path_seeds(clusters: pd.DataFrame, # the cluster table with each cluster's verdict and `path_spearman`
+               cluster_ids, # cluster id of each glitch (n,), -1 = noise
+               log_frequency, # log10 peak frequency of each glitch, (n,)
+               config: AuditConfig | None = None, # the audit's parameters (None: `AuditConfig()`)
+              ) -> list[int]:
+    "Clusters a drift may grow from: every `drift`, and every `over_split` whose ordering follows peak frequency over a stretch wider than a line."
+    c, ids, f = config or AuditConfig(), np.asarray(cluster_ids), np.asarray(log_frequency, dtype=float)
+    def along(row):                                                       # an over-split stretch of a path, not a line
+        spearman = row.get("path_spearman", np.nan)
+        return bool(pd.notna(spearman) and abs(spearman) >= c.drift_path and frequency_width(f[ids == row["cluster"]]) >= c.path_width)
+    return [int(r["cluster"]) for r in clusters.to_dict("records") if r["failure_mode"] == "drift" or (r["failure_mode"] == "over_split" and along(r))]
+
+def drift_chain(seed: int, # the cluster the chain grows from
+                cluster_ids, # cluster id of each glitch (n,), -1 = noise
+                neighbours, # indices of each glitch's nearest neighbours in the map vectors, itself left out, (n, k)
+                log_frequency, # log10 peak frequency of each glitch, (n,)
+                modes: dict, # verdict of each cluster id
+                config: AuditConfig | None = None, # the audit's parameters (None: `AuditConfig()`)
+               ) -> list[int]:
+    "Clusters along one path from `seed`: each step adds the most linked touching cluster that continues the chain's stretch of peak frequency."
+    c, ids, f = config or AuditConfig(), np.asarray(cluster_ids), np.asarray(log_frequency, dtype=float)
+    chain = [int(seed)]
+    while len(chain) < c.grow_pieces:
+        inside = np.isin(ids, chain)
+        lo, hi = np.quantile(f[inside], [0.1, 0.9])
+        for x, n_links in cluster_links(ids, neighbours, inside).items():
+            member = ids == x
+            size = int(member.sum())
+            if (x not in modes or modes[x] in FINDINGS or n_links < max(c.grow_links, c.grow_share * size)   # touching, and no finding of its own
+                or lo <= np.median(f[member]) <= hi or frequency_width(f[member]) < c.path_width): continue   # continues the path, and is no line
+            chain.append(int(x)); break
+        else: break
+    return chain
+
+def is_drift_path(row, # the evidence of a union of clusters (one row of `cluster_evidence`)
+                  config: AuditConfig | None = None, # the audit's parameters (None: `AuditConfig()`)
+                 ) -> bool:
+    "Is the union one drift: verdict `drift`, more than one label along it, a continuum (along the map or along peak frequency) that follows peak frequency?"
+    c = config or AuditConfig()
+    continuum = row["continuum_r2"] >= c.continuum_r2 and (row["continuum_gap"] <= c.continuum_gap or row["path_gap"] <= c.continuum_gap)
+    return bool(row["failure_mode"] == "drift" and row["n_segment_labels"] > 1 and continuum and abs(row["path_spearman"]) >= c.drift_path)
+
 def grow_drifts(cluster_ids, # cluster id of each glitch (n,), -1 = noise
                 clusters: pd.DataFrame, # the cluster table with each cluster's verdict (after `join_along_hierarchy`)
                 neighbours, # indices of each glitch's nearest neighbours in the map vectors, itself left out, (n, k)
@@ -285,37 +350,30 @@ def grow_drifts(cluster_ids, # cluster id of each glitch (n,), -1 = noise
                 typical: float | None = None, # neighbour distance that scales the extents, as in `cluster_evidence`
                 feature_names: list[str] | None = None, # names of the physical coordinates, for the reasons
                ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict]:
-    "Join to each drift the touching clusters that continue its path along peak frequency: (table, positions, ids, {drift id: ids joined})."
+    "Grow each `path_seeds` cluster along its `drift_chain`; keep the longest start of the chain that `is_drift_path`: (table, positions, ids, {drift id: ids joined})."
     c = config or AuditConfig()
     ids, position, labels = np.array(cluster_ids), np.array(position, dtype=float), np.asarray(labels).astype(str)
     table, joined, done = clusters.copy(), {}, set()
     if not c.grow_drifts or frequency_column < 0 or not len(table): return table, position, ids, joined
     f, neighbours = np.asarray(physical)[:, frequency_column], np.asarray(neighbours)
     while True:
-        mode = dict(zip(table.cluster.astype(int), table.failure_mode))
-        drifts = [k for k, m in mode.items() if m == "drift" and k not in done]
-        if not drifts: break
-        d = drifts[0]
-        inside = ids == d
-        lo, hi = np.quantile(f[inside], [0.1, 0.9])
-        links = pd.Series(ids[neighbours[inside].ravel()]).value_counts()
-        for x, n_links in links.items():
-            x = int(x)
-            if (x < 0 or x == d or x not in mode or n_links < c.grow_links or mode[x] in ("over_compressed", "new_class", "physical_split")
-                or lo <= np.median(f[ids == x]) <= hi): continue
-            union = np.isin(ids, [d, x])
+        seeds = [k for k in path_seeds(table, ids, f, c) if k not in done]
+        if not seeds: break
+        d = seeds[0]
+        done.add(d)
+        chain = drift_chain(d, ids, neighbours, f, dict(zip(table.cluster.astype(int), table.failure_mode)), c)
+        for m in range(len(chain), 1, -1):                                # the longest start of the chain that is one drift
+            union = np.isin(ids, chain[:m])
             row, union_position = cluster_evidence(np.where(union, d, -1), labels, map_coords, unit_vectors, physical, c, orient, growth,
                                                    typical, feature_names)
             r = row.iloc[0]
-            path = abs(r.path_spearman)                                   # the union's ordering against log peak frequency
-            continuum = r.continuum_r2 >= c.continuum_r2 and (r.continuum_gap <= c.continuum_gap or r.path_gap <= c.continuum_gap)
-            if not (r.failure_mode == "drift" and r.n_segment_labels > 1 and continuum and path >= c.drift_path): continue
+            if not is_drift_path(r, c): continue
             ids[union], position[union] = d, union_position[union]
-            joined[d] = sorted(set(joined.get(d, [d]) + joined.pop(x, [x])))
-            row = row.assign(reason=f"{len(joined[d])} touching clusters continue one path along peak frequency (Spearman {path:.2f}): {r.reason}",
-                             joined=";".join(map(str, joined[d])))
-            table = _replace_clusters(table, [d, x], row).reset_index(drop=True)
+            joined[d] = sorted({p for k in chain[:m] for p in joined.pop(k, [k])})
+            row = row.assign(reason=f"{len(joined[d])} touching clusters continue one path along peak frequency (Spearman "
+                                    f"{abs(r.path_spearman):.2f}): {r.reason}", joined=";".join(map(str, joined[d])))
+            table = _replace_clusters(table, chain[:m], row).reset_index(drop=True)
+            done.update(chain[:m])
             break
-        else: done.add(d)
     if "joined" in table: table["joined"] = table.joined.fillna("")
     return table.reset_index(drop=True), position, ids, joined
