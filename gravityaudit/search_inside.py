@@ -258,8 +258,8 @@ def join_along_hierarchy(cluster_ids, # cluster id of each glitch (n,), -1 = noi
                                                growth, typical, feature_names)
         r = row.iloc[0]
         path = abs(float(np.nan_to_num(spearmanr(union_position[union], np.asarray(physical)[union, frequency_column])[0])))
-        if not (r.failure_mode == "drift" and r.n_segment_labels > 1 and r.continuum_r2 >= c.continuum_r2
-                and r.continuum_gap <= c.continuum_gap and path >= c.drift_path): continue
+        if not (r.failure_mode == "drift" and r.n_segment_labels > 1 and r.continuum_r2 >= c.continuum_r2   # stricter than `is_drift_path`:
+                and r.continuum_gap <= c.continuum_gap and path >= c.drift_path): continue                # no gap along the map itself
         a, between = min(pieces), int(np.sum(union & (ids < 0)))
         ids[union], position[union] = a, union_position[union]
         joined[a] = sorted(pieces)
