@@ -176,7 +176,7 @@ class TaxonomyAudit:
             self.cluster_ids_, self.clusters_, groups, self.position_, labels, self.map_, self.unit_, self.physical_, frequency, c, orient,
             growth, self.typical_distance_, self.physical_names_)
         self.joined_.update(drifts)
-        if c.grow_drifts and len(self.clusters_) and self.clusters_.failure_mode.isin(["drift", "over_split"]).any():   # the seeds of a chain
+        if c.grow_drifts and len(self.clusters_):                     # grow_drifts picks its own seeds (path_seeds)
             neighbours = (knn if knn is not None else neighbour_graph(vectors, 11, c.metric, c.seed))[0][:, 1:11]   # the map vectors' 10 nearest
             self.clusters_, self.position_, self.cluster_ids_, grown = grow_drifts(
                 self.cluster_ids_, self.clusters_, neighbours, self.position_, labels, self.map_, self.unit_, self.physical_, frequency, c,
