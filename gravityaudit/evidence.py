@@ -479,9 +479,9 @@ def decide_failure_mode(evidence: dict, # one row of the cluster table: the clus
         physics_explains = labels_explained(e, c)
         if physics_explains and separated: return "physical_split"
         if label_compressed: return "over_compressed"       # the dominant label's own glitches stretch over a growing continuum
+        if compressed and one_label_along: return "over_compressed"   # one label all along a growing continuum, minor labels aside
         if continuum and follows_order: return "drift"
         if physics_explains: return "drift"                   # the labels move with a physical coordinate, groups overlapping
-        if compressed and one_label_along: return "over_compressed"
         return "over_split"
     return "over_compressed" if compressed else "clean"
 
