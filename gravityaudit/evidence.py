@@ -18,7 +18,7 @@ __all__ = ['FAILURE_MODES', 'GROWTH_COLUMNS', 'AuditConfig', 'cosine_spread', 'o
            'check_physical_columns', 'physical_features', 'physical_feature_names', 'frequency_column', 'common_labels',
            'physical_rule', 'physical_test', 'map_vectors', 'density_valley', 'label_separation', 'growth_coordinates',
            'physical_growth', 'label_continuum', 'label_order_association', 'drift_evidence', 'labels_explained',
-           'single_cut', 'decide_failure_mode', 'verdict_reason', 'cluster_evidence']
+           'single_cut', 'label_compressed', 'decide_failure_mode', 'verdict_reason', 'cluster_evidence']
 
 # %% ../nbs/11b_evidence.ipynb #a86e1898
 FAILURE_MODES = ("over_split", "physical_split", "over_compressed", "drift", "new_class", "clean")
@@ -457,6 +457,14 @@ def single_cut(evidence: dict, # one row of the cluster table: the cluster's evi
     c, e = config or AuditConfig(), evidence
     return bool(e.get("separation_accuracy", np.nan) >= c.physical_accuracy and e.get("separation_d", np.nan) >= c.separation_d)
 
+def label_compressed(evidence: dict, # one row of the cluster table: the cluster's evidence
+                     config: AuditConfig | None = None, # the thresholds (default: AuditConfig())
+                    ) -> bool:
+    "Do the dominant label's own glitches, ordered on their own, form a continuum that is wide and grows, by rule 2's thresholds?"
+    c, e = config or AuditConfig(), evidence
+    return bool(e.get("label_continuum_r2", np.nan) >= c.continuum_r2 and e.get("label_continuum_gap", np.nan) <= c.continuum_gap
+                and e.get("label_extent_ratio", np.nan) >= c.compress_extent and e.get("label_growth", np.nan) >= c.compress_growth)
+
 def decide_failure_mode(evidence: dict, # one row of the cluster table: the cluster's evidence
                         config: AuditConfig | None = None, # the thresholds (default: AuditConfig())
                        ) -> str:
@@ -472,13 +480,11 @@ def decide_failure_mode(evidence: dict, # one row of the cluster table: the clus
     one_label_along = e["n_segment_labels"] == 1
     grows = not e.get("physical_growth", np.nan) < c.compress_growth      # NaN: bandwidth and duration unknown, not used
     compressed = continuum and wide and grows
-    label_compressed = (e.get("label_continuum_r2", np.nan) >= c.continuum_r2 and e.get("label_continuum_gap", np.nan) <= c.continuum_gap
-                        and e.get("label_extent_ratio", np.nan) >= c.compress_extent and e.get("label_growth", np.nan) >= c.compress_growth)
     if e.get("novelty_share", 0.0) >= 0.5: return "new_class"
     if e["purity"] < c.mixed_purity:
         physics_explains = labels_explained(e, c)
         if physics_explains and separated: return "physical_split"
-        if label_compressed: return "over_compressed"       # the dominant label's own glitches stretch over a growing continuum
+        if label_compressed(e, c): return "over_compressed"   # the dominant label's own glitches stretch over a growing continuum
         if compressed and one_label_along: return "over_compressed"   # one label all along a growing continuum, minor labels aside
         if continuum and follows_order: return "drift"
         if physics_explains: return "drift"                   # the labels move with a physical coordinate, groups overlapping
@@ -493,6 +499,7 @@ def _valley(e):
 
 def verdict_reason(evidence: dict, # one row of the cluster table, with its failure_mode
                    feature_names: list[str] | None = None, # names of the physical coordinates (see physical_feature_names)
+                   config: AuditConfig | None = None, # the thresholds the verdict was decided by (default: AuditConfig())
                   ) -> str:
     "One sentence that says why the cluster got its verdict, from its evidence."
     e, mode = evidence, evidence["failure_mode"]
@@ -515,13 +522,15 @@ def verdict_reason(evidence: dict, # one row of the cluster table, with its fail
         a, b = (str(e.get("separation_labels") or "|").split("|") + [""])[:2]
         return (f"{a} and {b} follow {coordinate} (physical test {e['physical_accuracy']:.2f} against {e['majority_rate']:.2f} by the "
                 f"majority label) but meet along it without a gap (Ashman's D {e['separation_d']:.1f}{_valley(e)}): a fuzzy boundary, not a split.")
-    if mode == "over_compressed" and pd.notna(e.get("label_growth", np.nan)):
+    if mode == "over_compressed" and label_compressed(e, config):
         return (f"Its {e['top_label']} glitches ({100 * e['purity']:.0f}% of the cluster), ordered on their own, form a continuum whose "
                 f"bandwidth and duration both grow along it (Spearman {e['label_growth']:.2f}) and whose ends are "
                 f"{e['label_extent_ratio']:.1f}x as far apart as neighbouring clusters; {e['n_labels'] - 1} other label(s) share the cluster.")
     if mode == "over_compressed":
+        others = (f"; {e['n_labels'] - 1} other label(s) share it, but {e['top_label']} is the majority in every segment"
+                  if e.get("n_labels", 1) > 1 and e["purity"] < (config or AuditConfig()).mixed_purity else "")
         return (f"One label ({_share(e)}) covers a continuum whose bandwidth and duration both grow along it (Spearman "
-                f"{e['physical_growth']:.2f}) and whose ends are {e['extent_ratio']:.1f}x as far apart as neighbouring clusters.")
+                f"{e['physical_growth']:.2f}) and whose ends are {e['extent_ratio']:.1f}x as far apart as neighbouring clusters{others}.")
     if mode == "over_split":
         return (f"One morphology carries {e['n_labels']} labels ({_share(e)}, entropy {e['entropy_bits']:.1f} bits) and neither a "
                 "physical coordinate nor the position along the cluster says which label a glitch got.")
@@ -577,5 +586,5 @@ def cluster_evidence(cluster_ids, # cluster id of each glitch (n,), -1 = noise (
     table["label_extent_ratio"] = table["label_extent"] / typical if typical > 0 else 0.0
     table.insert(6, "failure_mode", [decide_failure_mode(r, c) for r in table.to_dict("records")])
     table.insert(7, "judged", table["size"] >= c.min_evidence_size)
-    table.insert(8, "reason", [verdict_reason(r, feature_names) for r in table.to_dict("records")])
+    table.insert(8, "reason", [verdict_reason(r, feature_names, c) for r in table.to_dict("records")])
     return table, position
