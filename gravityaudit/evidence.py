@@ -519,6 +519,9 @@ def verdict_reason(evidence: dict, # one row of the cluster table, with its fail
         if e.get("n_segment_labels", 1) > 1:
             return (f"A continuum of glitches whose label changes along it ({along}) with fuzzy boundaries "
                     f"(label-position association {e['order_association']:.2f}): one family drifting across class boundaries.")
+        if not labels_explained(e, config):                 # decided by the order alone: the mix shifts, the majority stays
+            return (f"A continuum along which the mix of labels shifts ({e['top_label']} the majority all along, label-position "
+                    f"association {e['order_association']:.2f}): one family whose minority labels change with its position.")
         a, b = (str(e.get("separation_labels") or "|").split("|") + [""])[:2]
         return (f"{a} and {b} follow {coordinate} (physical test {e['physical_accuracy']:.2f} against {e['majority_rate']:.2f} by the "
                 f"majority label) but meet along it without a gap (Ashman's D {e['separation_d']:.1f}{_valley(e)}): a fuzzy boundary, not a split.")
