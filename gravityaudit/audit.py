@@ -18,7 +18,7 @@ from .clustering import unit_rows, fit_map, default_min_cluster_size, fit_cluste
 from gravityaudit.evidence import (
     AuditConfig, FAILURE_MODES, physical_features, physical_feature_names, map_vectors, growth_coordinates, typical_neighbour_distance,
     cluster_evidence)
-from .search_inside import cut_clusters, judge_parts, join_findings, condensed_tree, hierarchy_groups, join_along_hierarchy, grow_drifts
+from .search_inside import cut_clusters, judge_parts, join_findings, condensed_tree, hierarchy_groups, join_along_hierarchy, grow_drifts, grow_continua
 from .label_issues import (
     issue_features, neighbour_indices, neighbour_support, out_of_fold_probabilities, find_label_issues, nearest_by_cosine,
     novelty_neighbour_share, rank_novel)
@@ -157,7 +157,7 @@ class TaxonomyAudit:
                                                           orient, growth, self.typical_distance_, self.physical_names_)
 
     def _search_inside(self, vectors, labels, orient, growth, knn=None):
-        "Stage search inside: cut physical splits, search mixed or large clusters for sub-manifolds (`split_from_`, `cut_`), join pieces of one finding, drifts along HDBSCAN's hierarchy and along their frequency path (`joined_`); name each cluster's HDBSCAN sources."
+        "Stage search inside: cut physical splits, search mixed or large clusters for sub-manifolds (`split_from_`, `cut_`), join pieces of one finding, drifts along HDBSCAN's hierarchy and along their frequency path, continua by their touching pieces (`joined_`); name each cluster's HDBSCAN sources."
         c = self.config_
         self.cluster_ids_, self.split_from_, self.cut_ = cut_clusters(self.cluster_ids_, self.clusters_, self.physical_, labels, vectors,
                                                                       self.unit_, c)
@@ -176,16 +176,26 @@ class TaxonomyAudit:
             self.cluster_ids_, self.clusters_, groups, self.position_, labels, self.map_, self.unit_, self.physical_, frequency, c, orient,
             growth, self.typical_distance_, self.physical_names_)
         self.joined_.update(drifts)
-        if c.grow_drifts and len(self.clusters_):                     # grow_drifts picks its own seeds (path_seeds)
+        if (c.grow_drifts or c.grow_continua) and len(self.clusters_):
             neighbours = (knn if knn is not None else neighbour_graph(vectors, 11, c.metric, c.seed))[0][:, 1:11]   # the map vectors' 10 nearest
+        if c.grow_drifts and len(self.clusters_):                     # grow_drifts picks its own seeds (path_seeds)
             self.clusters_, self.position_, self.cluster_ids_, grown = grow_drifts(
                 self.cluster_ids_, self.clusters_, neighbours, self.position_, labels, self.map_, self.unit_, self.physical_, frequency, c,
                 orient, growth, self.typical_distance_, self.physical_names_)
-            for k, pieces in grown.items(): self.joined_[k] = sorted({m for j in pieces for m in self.joined_.pop(j, [j])})
+            self._record_joins(grown)
+        if c.grow_continua and len(self.clusters_):                   # then each over-compressed continuum, by the touching pieces of its label
+            self.clusters_, self.position_, self.cluster_ids_, grown = grow_continua(
+                self.cluster_ids_, self.clusters_, neighbours, self.position_, labels, self.map_, self.unit_, self.physical_, c,
+                orient, growth, self.typical_distance_, self.physical_names_)
+            self._record_joins(grown)
         self.split_from_ = {k: v for k, v in split.items() if k in set(self.clusters_.cluster.astype(int)) and k not in self.joined_}
         if len(self.clusters_):
             def sources(k): return sorted({s for m in self.joined_.get(k, [k]) for s in self.merged_from_[split.get(m, m)]})
             self.clusters_["merged_from"] = [";".join(map(str, sources(int(k)))) for k in self.clusters_.cluster]
+
+    def _record_joins(self, grown: dict):
+        "Add the clusters a growth stage joined to `joined_`, each kept id listing every piece it holds."
+        for k, pieces in grown.items(): self.joined_[k] = sorted({m for j in pieces for m in self.joined_.pop(j, [j])})
 
     def _modes(self) -> dict:
         "Failure mode of each cluster id."

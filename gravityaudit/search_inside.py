@@ -10,9 +10,9 @@ from .clustering import mean_direction, centre_distances
 from .evidence import AuditConfig, cluster_evidence, common_labels, physical_rule, labels_explained, single_cut
 
 # %% auto #0
-__all__ = ['FINDINGS', 'physical_parts', 'submanifold_parts', 'cut_clusters', 'judge_parts', 'join_findings', 'condensed_tree',
-           'hierarchy_groups', 'join_along_hierarchy', 'frequency_width', 'cluster_links', 'path_seeds', 'drift_chain',
-           'is_drift_path', 'grow_drifts']
+__all__ = ['FINDINGS', 'CONTINUUM_PIECES', 'physical_parts', 'submanifold_parts', 'cut_clusters', 'judge_parts', 'join_findings',
+           'condensed_tree', 'hierarchy_groups', 'join_along_hierarchy', 'frequency_width', 'cluster_links', 'touches',
+           'path_seeds', 'drift_chain', 'is_drift_path', 'grow_drifts', 'grow_continua']
 
 # %% ../nbs/11b_search_inside.ipynb #3e2254f5
 def physical_parts(features, # physical coordinates of the cluster's glitches, (n, k)
@@ -292,6 +292,15 @@ def cluster_links(cluster_ids, # cluster id of each glitch (n,), -1 = noise
     links = links[(links.index >= 0) & ~links.index.isin(np.unique(ids[members]))]
     return links.sort_values(ascending=False, kind="stable")
 
+def touches(n_links: int, # links between a growing group and a cluster, counted both ways (`cluster_links`)
+            size: int, # the cluster's size
+            config: AuditConfig | None = None, # the audit's parameters (None: `AuditConfig()`)
+           ) -> bool:
+    "Does a cluster touch a growing group: at least `grow_links` links, and at least `grow_share` of its size?"
+    c = config or AuditConfig()
+    return n_links >= max(c.grow_links, c.grow_share * size)
+
+
 # %% ../nbs/11b_search_inside.ipynb #5b760be5
 def path_seeds(clusters: pd.DataFrame, # the cluster table with each cluster's verdict and `path_spearman`
                cluster_ids, # cluster id of each glitch (n,), -1 = noise
@@ -320,8 +329,7 @@ def drift_chain(seed: int, # the cluster the chain grows from
         lo, hi = np.quantile(f[inside], [0.1, 0.9])
         for x, n_links in cluster_links(ids, neighbours, inside).items():
             member = ids == x
-            size = int(member.sum())
-            if (x not in modes or modes[x] in FINDINGS or n_links < max(c.grow_links, c.grow_share * size)   # touching, and no finding of its own
+            if (x not in modes or modes[x] in FINDINGS or not touches(n_links, int(member.sum()), c)     # touching, and no finding of its own
                 or lo <= np.median(f[member]) <= hi or frequency_width(f[member]) < c.path_width): continue   # continues the path, and is no line
             chain.append(int(x)); break
         else: break
@@ -377,3 +385,58 @@ def grow_drifts(cluster_ids, # cluster id of each glitch (n,), -1 = noise
             break
     if "joined" in table: table["joined"] = table.joined.fillna("")
     return table.reset_index(drop=True), position, ids, joined
+
+# %% ../nbs/11b_search_inside.ipynb #736ba320
+CONTINUUM_PIECES = ("clean", "over_compressed", "over_split")
+"Verdicts of the clusters a continuum may grow into: no finding, or one the continuum explains (its own stray labels read as over-split)."
+
+def grow_continua(cluster_ids, # cluster id of each glitch (n,), -1 = noise
+                  clusters: pd.DataFrame, # the cluster table with each cluster's verdict (after `grow_drifts`)
+                  neighbours, # indices of each glitch's nearest neighbours in the map vectors, itself left out, (n, k)
+                  position, # each glitch's position along its cluster
+                  labels, # given labels, (n,)
+                  map_coords, # coordinates in the clustering map, (n, n_components)
+                  unit_vectors, # embedding vectors scaled to unit length, (n, d)
+                  physical, # physical coordinates, (n, k)
+                  config: AuditConfig | None = None, # the audit's parameters (None: `AuditConfig()`)
+                  orient=None, # a value per glitch the orderings grow with, as in `cluster_evidence`
+                  growth=None, # growth coordinates, as in `cluster_evidence`
+                  typical: float | None = None, # neighbour distance that scales the extents, as in `cluster_evidence`
+                  feature_names: list[str] | None = None, # names of the physical coordinates, for the reasons
+                 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict]:
+    "Grow each `over_compressed` cluster by the touching clusters of its label (clean, over-compressed or over-split) while the union stays over-compressed: (table, positions, ids, {kept id: ids joined})."
+    c = config or AuditConfig()
+    ids, position, labels = np.array(cluster_ids), np.array(position, dtype=float), np.asarray(labels).astype(str)
+    table, joined, done, neighbours = clusters.copy(), {}, set(), np.asarray(neighbours)
+    def judged(members):                                                  # the union of `members`, judged as one cluster
+        union = np.isin(ids, members)
+        row, union_position = cluster_evidence(np.where(union, members[0], -1), labels, map_coords, unit_vectors, physical, c, orient,
+                                               growth, typical, feature_names)
+        return row, union_position
+    while c.grow_continua and len(table) > 1:
+        seeds = [int(k) for k, mode in zip(table.cluster, table.failure_mode) if mode == "over_compressed" and int(k) not in done]
+        if not seeds: break
+        members, last = [seeds[0]], None
+        done.add(seeds[0])
+        mode, top = dict(zip(table.cluster.astype(int), table.failure_mode)), dict(zip(table.cluster.astype(int), table.top_label))
+        while len(members) < c.grow_pieces:
+            for x, n_links in cluster_links(ids, neighbours, np.isin(ids, members)).items():
+                if (mode.get(x) not in CONTINUUM_PIECES or top.get(x) != top[members[0]]              # a piece it may hold, of its label
+                    or not touches(n_links, int((ids == x).sum()), c)): continue
+                row, union_position = judged(members + [int(x)])
+                if row.failure_mode.iloc[0] != "over_compressed": continue
+                members.append(int(x)); last = (row, union_position)
+                break
+            else: break
+        if last is None: continue
+        row, union_position = last
+        union = np.isin(ids, members)
+        ids[union], position[union] = members[0], union_position[union]
+        joined[members[0]] = sorted({p for k in members for p in joined.pop(k, [k])})
+        row = row.assign(reason=f"{len(joined[members[0]])} touching clusters continue one continuum: {row.reason.iloc[0]}",
+                         joined=";".join(map(str, joined[members[0]])))
+        table = _replace_clusters(table, members, row).reset_index(drop=True)
+        done.update(members)
+    if "joined" in table: table["joined"] = table.joined.fillna("")
+    return table.reset_index(drop=True), position, ids, joined
+
