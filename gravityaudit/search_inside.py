@@ -154,6 +154,14 @@ def _replace_clusters(table: pd.DataFrame, old: list, row: pd.DataFrame) -> pd.D
     row = row.assign(**{k: pd.array([pd.NA], dtype="Int64") if k == "split_from" else "" for k in ("split_from", "cut") if k in table})
     return pd.concat([table[~table.cluster.isin(old)], row], ignore_index=True).sort_values("cluster", kind="stable")
 
+def _keep_union(table: pd.DataFrame, ids, position, joined: dict, members: list, row: pd.DataFrame, union_position, why: str) -> pd.DataFrame:
+    "Give the glitches of `members` the first one's id and the union's ordering (in place), record the pieces in `joined`, and put `row` in the table in their place, its reason opened by `why`."
+    union = np.isin(ids, members)
+    ids[union], position[union] = members[0], union_position[union]
+    joined[members[0]] = sorted({p for k in members for p in joined.pop(k, [k])})
+    row = row.assign(reason=f"{len(joined[members[0]])} {why}: {row.reason.iloc[0]}", joined=";".join(map(str, joined[members[0]])))
+    return _replace_clusters(table, members, row).reset_index(drop=True)
+
 def join_findings(cluster_ids, # cluster id of each glitch (n,), -1 = noise
                   clusters: pd.DataFrame, # the cluster table with each cluster's verdict (after `judge_parts`)
                   position, # each glitch's position along its cluster
@@ -376,11 +384,8 @@ def grow_drifts(cluster_ids, # cluster id of each glitch (n,), -1 = noise
                                                    typical, feature_names)
             r = row.iloc[0]
             if not is_drift_path(r, c): continue
-            ids[union], position[union] = d, union_position[union]
-            joined[d] = sorted({p for k in chain[:m] for p in joined.pop(k, [k])})
-            row = row.assign(reason=f"{len(joined[d])} touching clusters continue one path along peak frequency (Spearman "
-                                    f"{abs(r.path_spearman):.2f}): {r.reason}", joined=";".join(map(str, joined[d])))
-            table = _replace_clusters(table, chain[:m], row).reset_index(drop=True)
+            table = _keep_union(table, ids, position, joined, chain[:m], row, union_position,
+                                f"touching clusters continue one path along peak frequency (Spearman {abs(r.path_spearman):.2f})")
             done.update(chain[:m])
             break
     if "joined" in table: table["joined"] = table.joined.fillna("")
@@ -429,13 +434,7 @@ def grow_continua(cluster_ids, # cluster id of each glitch (n,), -1 = noise
                 break
             else: break
         if last is None: continue
-        row, union_position = last
-        union = np.isin(ids, members)
-        ids[union], position[union] = members[0], union_position[union]
-        joined[members[0]] = sorted({p for k in members for p in joined.pop(k, [k])})
-        row = row.assign(reason=f"{len(joined[members[0]])} touching clusters continue one continuum: {row.reason.iloc[0]}",
-                         joined=";".join(map(str, joined[members[0]])))
-        table = _replace_clusters(table, members, row).reset_index(drop=True)
+        table = _keep_union(table, ids, position, joined, members, *last, "touching clusters continue one continuum")
         done.update(members)
     if "joined" in table: table["joined"] = table.joined.fillna("")
     return table.reset_index(drop=True), position, ids, joined
