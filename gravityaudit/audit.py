@@ -18,7 +18,8 @@ from .clustering import unit_rows, fit_map, default_min_cluster_size, fit_cluste
 from gravityaudit.evidence import (
     AuditConfig, FAILURE_MODES, physical_features, physical_feature_names, map_vectors, growth_coordinates, typical_neighbour_distance,
     cluster_evidence)
-from .search_inside import cut_clusters, judge_parts, join_findings, condensed_tree, hierarchy_groups, join_along_hierarchy, grow_drifts, grow_continua
+from .search_inside import (cut_clusters, judge_parts, join_findings, condensed_tree, hierarchy_groups, join_along_hierarchy,
+                                        grow_drifts, grow_continua)
 from .label_issues import (
     issue_features, neighbour_indices, neighbour_support, out_of_fold_probabilities, find_label_issues, nearest_by_cosine,
     novelty_neighbour_share, rank_novel)

@@ -67,7 +67,7 @@ class AuditConfig(YamlConfig):
     grow_share: float = 0.1            # ... and at least this share of the cluster's size
     grow_pieces: int = 5               # a chain holds at most this many clusters
     path_width: float = 0.05           # a cluster narrower than this along log10 peak frequency (10-90% range, dex) is a line, not a stretch of a path
-    grow_continua: bool = True         # grow each over_compressed cluster by the touching clusters of its label (clean or over_compressed; touching as for drifts) while the union stays over_compressed (see grow_continua)
+    grow_continua: bool = True         # grow each over_compressed cluster by the touching clusters of its label (clean, over_compressed or over_split; touching as for drifts) while the union stays over_compressed (see grow_continua)
     # what the map is made of
     physics_weight: float = 1.0        # weight of the physical coordinates beside the unit embedding (0: the embedding alone)
     physics_columns: tuple[str, ...] = ("peak_frequency", "bandwidth", "duration")   # coordinates put beside it (log10, z-scored)

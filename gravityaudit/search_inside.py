@@ -423,10 +423,10 @@ def grow_continua(cluster_ids, # cluster id of each glitch (n,), -1 = noise
         if not seeds: break
         members, last = [seeds[0]], None
         done.add(seeds[0])
-        mode, top = dict(zip(table.cluster.astype(int), table.failure_mode)), dict(zip(table.cluster.astype(int), table.top_label))
+        verdict, top = dict(zip(table.cluster.astype(int), table.failure_mode)), dict(zip(table.cluster.astype(int), table.top_label))
         while len(members) < c.grow_pieces:
             for x, n_links in cluster_links(ids, neighbours, np.isin(ids, members)).items():
-                if (mode.get(x) not in CONTINUUM_PIECES or top.get(x) != top[members[0]]              # a piece it may hold, of its label
+                if (verdict.get(x) not in CONTINUUM_PIECES or top.get(x) != top[members[0]]              # a piece it may hold, of its label
                     or not touches(n_links, int((ids == x).sum()), c)): continue
                 row, union_position = judged(members + [int(x)])
                 if row.failure_mode.iloc[0] != "over_compressed": continue
