@@ -8,7 +8,7 @@ Target: the whole audit (UMAP, HDBSCAN, evidence, tables, figures, explorer) <= 
 
     python benchmarks/audit_speed.py [--n 8583] [--dim 128] [--keep DIR]
 """
-import argparse, json, os, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 
@@ -58,6 +58,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     d = Path(args.keep or tempfile.mkdtemp(prefix="audit_speed_"))
     d.mkdir(parents=True, exist_ok=True)
+    try: return measure(d, args)
+    finally:
+        if not args.keep: shutil.rmtree(d, ignore_errors=True)      # without --keep the built set goes with the run
+
+
+def measure(d: Path, args) -> int:
+    "Build (or reuse) the set in `d`, audit it in a fresh process and print the stage times."
     t = time.perf_counter()
     n = build(d, args.n, args.dim) if not (d / "set.h5").exists() else len(__import__("pandas").read_csv(d / "metadata.csv"))
     print(f"built {n} x {args.dim} synthetic vectors + metadata + HDF5 in {time.perf_counter() - t:.1f} s ({d})")

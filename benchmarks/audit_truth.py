@@ -19,7 +19,7 @@ Several seeds, one fixed set of thresholds (configs/audit/default.yaml): nothing
 
 With --keep DIR, simulated sets and embeddings already in DIR/seedN are reused; each audit goes to DIR/seedN/audit_umapS.
 """
-import argparse, json, sys, tempfile, time
+import argparse, json, shutil, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -88,6 +88,13 @@ def main(argv=None):
     p.add_argument("--umap-seeds", type=int, nargs="+", default=None, help="audit each set once per seed (default: the config's seed)")
     args = p.parse_args(argv)
     root = Path(args.keep or tempfile.mkdtemp(prefix="audit_truth_")); root.mkdir(parents=True, exist_ok=True)
+    try: return run_audits(root, args)
+    finally:
+        if not args.keep: shutil.rmtree(root, ignore_errors=True)   # without --keep the sets and audits go with the run
+
+
+def run_audits(root: Path, args) -> int:
+    "Simulate, embed and audit each seed under `root`, score every audit against the truth and print the tables."
     from gravityaudit.truth import SCENARIO_MODES, scenario_spread, verdict_agreement
     rows, agreements, verdict_rows = [], [], []
     for seed in args.seeds:

@@ -5,7 +5,7 @@ whose nearest neighbours share their true morphology. Both embeddings see the sa
 Usage: python benchmarks/embed.py [--data DIR/dataset.h5 | --n 600] [--epochs 10] [--seed 0]
 """
 from __future__ import annotations
-import argparse, tempfile, time
+import argparse, shutil, tempfile, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -20,10 +20,16 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--k", type=int, default=5)
     a = p.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="bench_embed_"))
+    try: compare(a, work)
+    finally: shutil.rmtree(work, ignore_errors=True)     # the simulated set and the embedding go with the run
+
+
+def compare(a, work: Path) -> None:
+    "Embed with the SSL encoder and with pixel PCA, and print both k-NN true-family agreements."
     from gravityaudit.embed import embed, data_module, knn_agreement, pixel_pca_vectors
     from gravityaudit.contrastive import load_views
     from gravityaudit.files import read_embeddings
-    work = Path(tempfile.mkdtemp(prefix="bench_embed_"))
     if a.data is None:
         from gravityaudit.simulate import simulate
         t = time.time()
