@@ -16,12 +16,11 @@ import numpy as np
 import pandas as pd
 
 
-def drift_neighbour_share(d: Path, k: int) -> dict:
-    "Share of each drift glitch's `k` nearest map-vector neighbours that are drift glitches, by third, and its middle's neighbours."
+def drift_neighbour_share(d: Path, cfg, k: int) -> dict:
+    "Share of each drift glitch's `k` nearest map-vector neighbours (the map vectors of the audit config `cfg`) that are drift glitches, by third, and its middle's neighbours."
     from gravityaudit.embed import read_embeddings
-    from gravityaudit.evidence import AuditConfig, map_vectors
+    from gravityaudit.evidence import map_vectors
     from gravityaudit.clustering import neighbour_graph
-    cfg = AuditConfig.load(None)
     ids, vectors, _ = read_embeddings(d / "embeddings.h5")
     meta = pd.read_csv(d / "metadata.csv", dtype={"gravityspy_id": str}).set_index("gravityspy_id").loc[ids].reset_index()
     vectors, _ = map_vectors(np.asarray(vectors, np.float32), meta, cfg.physics_weight, cfg.physics_columns)
@@ -50,10 +49,11 @@ def main(argv=None):
     p.add_argument("--k", type=int, default=None, help="neighbours per glitch (default: the audit config's n_neighbors)")
     a = p.parse_args(argv)
     from gravityaudit.evidence import AuditConfig
-    k = a.k or AuditConfig.load(None).n_neighbors
+    cfg = AuditConfig.load(None)
+    k = a.k or cfg.n_neighbors
     rows = []
     for d in a.sets:
-        r = drift_neighbour_share(d, k)
+        r = drift_neighbour_share(d, cfg, k)
         rows.append(dict(set=f"{d.parent.name}/{d.name}", **{c: r[c] for c in ("n", "drift", "all", "low", "middle", "high")},
                          audits=audits_found(d), middle_neighbours=r["middle_neighbours"]))
     pd.set_option("display.width", 250); pd.set_option("display.max_colwidth", 80)
